@@ -1,0 +1,230 @@
+"""The validated policy as typed, immutable values.
+
+The loader (`reconciler.policy.load`) turns YAML into these after the schema and
+semantic checks pass; every later stage reads only these, never raw YAML.
+Defaults here mirror the `default` of each key in `schemas/policy.schema.json`.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..errors import Location, SecretError
+
+DirectoryKind = Literal["active-directory", "openldap", "ldif"]
+Flavour = Literal["active-directory", "openldap"]
+LifecycleAction = Literal["deactivate", "delete", "keep"]
+PlacementMode = Literal["manual", "root", "ou-teams", "group-teams", "target-group"]
+
+SECRET_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """A `${NAME}` reference, resolved from the environment only when used.
+
+    The resolved value is never stored on the object, so it cannot leak through
+    repr(), logs or a traceback's locals.
+    """
+
+    variable: str
+    path: str  # the policy key that needs it, e.g. directories.corp.bind.password
+    location: Location | None = None
+
+    def resolve(self) -> str:
+        value = os.environ.get(self.variable)
+        if value is None:
+            where = f"{self.location}: " if self.location else ""
+            raise SecretError(
+                f"{where}environment variable {self.variable} is not set; {self.path} needs it "
+                f"(export {self.variable}=... or set it as a CI secret)"
+            )
+        return value
+
+    def __repr__(self) -> str:
+        return f"SecretRef(${{{self.variable}}})"
+
+
+@dataclass(frozen=True)
+class Template:
+    """An attribute template like '{sAMAccountName}@corp.example.com'.
+
+    It yields a value only when every attribute it names has a non-empty value.
+    """
+
+    text: str
+
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        return tuple(m.group(1) for m in re.finditer(r"\{([^{}]+)\}", self.text))
+
+
+@dataclass(frozen=True)
+class Bind:
+    user: str | None = None  # DN, UPN (svc@corp.example.com) or DOMAIN\user
+    password: SecretRef | None = None
+    method: Literal["simple", "ntlm"] = "simple"
+
+
+@dataclass(frozen=True)
+class Tls:
+    ca_file: str | None = None  # absolute, resolved against the policy file's folder
+    verify: bool = True
+    start_tls: bool = True  # for ldap:// URLs
+
+
+@dataclass(frozen=True)
+class DisabledRule:
+    """How a directory marks a disabled account.
+
+    AD: bit 2 (ACCOUNTDISABLE) of userAccountControl. OpenLDAP: the presence of an
+    attribute (pwdAccountLockedTime) or an attribute with a given value (nsAccountLock: TRUE).
+    """
+
+    attribute: str
+    flag: int | None = None  # bitwise flag that must be set
+    equals: str | None = None  # case-insensitive value that means disabled
+    # neither flag nor equals: presence of the attribute means disabled
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The attribute names a flavour uses; defaults per flavour, overridable."""
+
+    anchor: str  # objectGUID | entryUUID
+    account_name: str  # sAMAccountName | uid
+    group_name: str  # cn
+    member: tuple[str, ...]  # member | member, uniqueMember
+    disabled: DisabledRule
+
+
+FLAVOUR_SCHEMAS: dict[str, Schema] = {
+    "active-directory": Schema(
+        anchor="objectGUID",
+        account_name="sAMAccountName",
+        group_name="cn",
+        member=("member",),
+        disabled=DisabledRule(attribute="userAccountControl", flag=2),
+    ),
+    "openldap": Schema(
+        anchor="entryUUID",
+        account_name="uid",
+        group_name="cn",
+        member=("member", "uniqueMember"),
+        disabled=DisabledRule(attribute="pwdAccountLockedTime"),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class UserScope:
+    search_bases: tuple[str, ...]
+    filter: str = "(objectClass=person)"
+    scope: Literal["subtree", "one"] = "subtree"
+    member_of: tuple[str, ...] = ()  # group DNs; membership may be nested
+    include_disabled: bool = False
+
+
+@dataclass(frozen=True)
+class GroupScope:
+    search_bases: tuple[str, ...] = ()  # empty: groups are not read
+    filter: str = "(objectClass=group)"
+    scope: Literal["subtree", "one"] = "subtree"
+
+
+@dataclass(frozen=True)
+class Mapping:
+    email: tuple[Template, ...]
+    display_name: Template = Template("{displayName}")
+    attributes: tuple[tuple[str, Template], ...] = ()  # sorted by name
+
+
+@dataclass(frozen=True)
+class Directory:
+    name: str
+    kind: DirectoryKind
+    flavour: Flavour
+    schema: Schema
+    users: UserScope
+    groups: GroupScope
+    mapping: Mapping  # the policy's mapping with this directory's overrides applied
+    path: str | None = None  # kind ldif: absolute path of the snapshot
+    urls: tuple[str, ...] = ()
+    bind: Bind | None = None
+    tls: Tls = field(default_factory=Tls)
+    allow_insecure_bind: bool = False
+    page_size: int = 1000
+    connect_timeout: float = 10.0
+    operation_timeout: float = 120.0
+    empty_result_expected: bool = False
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class Placement:
+    mode: PlacementMode = "root"
+    root: str = "Organisation"
+    target_group: str | None = None  # mode target-group: every imported user's team
+
+
+@dataclass(frozen=True)
+class Identity:
+    merge_by_email: bool = True
+    adopt_unmanaged: bool = True
+    precedence: tuple[str, ...] = ()  # directory names, first wins attributes; default: policy order
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    when_out_of_scope: LifecycleAction = "deactivate"
+    when_disabled: LifecycleAction = "deactivate"
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most `count` changes and at most `percent` of the managed population; None is no limit."""
+
+    count: int | None = None
+    percent: float | None = None
+
+
+@dataclass(frozen=True)
+class Safety:
+    max_creates: Limit = Limit()
+    max_updates: Limit = Limit()
+    max_deactivations: Limit = Limit(count=50, percent=10.0)
+    max_deletions: Limit = Limit(count=50, percent=10.0)
+
+
+@dataclass(frozen=True)
+class Store:
+    kind: Literal["sqlite", "sql", "scim"] = "sqlite"
+    path: str | None = None  # sqlite: absolute, resolved against the policy file's folder
+    url: str | SecretRef | None = None
+    token: SecretRef | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    path: str  # the policy file as given
+    digest: str  # sha256 of the file's bytes: what a saved plan is checked against
+    directories: tuple[Directory, ...]  # in policy order
+    placement: Placement
+    identity: Identity
+    lifecycle: Lifecycle
+    safety: Safety
+    store: Store
+    manual: tuple[str, ...] = ()  # mode manual: emails, account names or DNs
+
+    def directory(self, name: str) -> Directory:
+        for d in self.directories:
+            if d.name == name:
+                return d
+        raise KeyError(name)
+
+    @property
+    def precedence(self) -> tuple[str, ...]:
+        named = list(self.identity.precedence)
+        return tuple(named + [d.name for d in self.directories if d.name not in named])
