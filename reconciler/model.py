@@ -8,6 +8,7 @@ and a new directory kind or store only has to produce or accept these.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -15,17 +16,60 @@ from typing import Any, Literal
 
 
 def normalise_dn(dn: str) -> str:
-    """A DN in the form used as a dictionary key: RDNs trimmed, case folded.
+    """A DN in the form used as a dictionary key: RDNs trimmed, case folded,
+    escapes canonical (RFC 4514 minimal escaping).
 
     LDAP compares DNs case-insensitively for the attribute types used in
-    directories (cn, ou, dc); two spellings of one DN must meet in set algebra.
+    directories (cn, ou, dc); two spellings of one DN must meet in set algebra,
+    so `CN=R&D \\2A`, `cn=R&D *` and `CN = R&D *` are one key.
     """
-    from ldap3.utils.dn import safe_dn
+    from ldap3.utils.dn import parse_dn
 
-    try:
-        return safe_dn(dn).lower()
-    except Exception:  # a DN ldap3 cannot parse is compared as written
+    for strip in (False, True):  # strict first: stripping would eat an escaped trailing space
+        try:
+            avas = parse_dn(dn, escape=False, strip=strip)
+            break
+        except Exception:
+            continue
+    else:  # a DN ldap3 cannot parse is compared as written
         return dn.strip().lower()
+    rdns: list[str] = []
+    rdn: list[str] = []
+    for attribute_type, value, separator in avas:
+        rdn.append(f"{attribute_type.strip().lower()}={_escape_dn_value(_unescape_dn_value(value)).lower()}")
+        if separator != "+":
+            rdns.append("+".join(sorted(rdn)))  # a multi-valued RDN is a set
+            rdn = []
+    return ",".join(rdns)
+
+
+_DN_HEX_PAIR = re.compile(r"\\([0-9A-Fa-f]{2})|\\(.)", re.DOTALL)
+
+
+def _unescape_dn_value(value: str) -> str:
+    if value.startswith("#"):  # BER-encoded value: compared as its hex text
+        return value
+    # Hex pairs are bytes of UTF-8 (several make one character); `\\c` is c itself.
+    raw = bytearray()
+    position = 0
+    for match in _DN_HEX_PAIR.finditer(value):
+        raw += value[position : match.start()].encode("utf-8")
+        raw += bytes([int(match.group(1), 16)]) if match.group(1) else match.group(2).encode("utf-8")
+        position = match.end()
+    raw += value[position:].encode("utf-8")
+    return raw.decode("utf-8", errors="surrogateescape")
+
+
+def _escape_dn_value(value: str) -> str:
+    if value.startswith("#") and re.fullmatch(r"#[0-9A-Fa-f]+", value):
+        return value
+    last = len(value) - 1
+    return "".join(
+        "\\00" if c == "\x00"
+        else "\\" + c if c in '"+,;<>\\' or (i == 0 and c in " #") or (i == last and c == " ")
+        else c
+        for i, c in enumerate(value)
+    )
 
 
 @dataclass(slots=True, frozen=True)
@@ -199,9 +243,10 @@ class Change:
     before: dict[str, Any] | None = None
     after: dict[str, Any] | None = None
     cause: str | None = None
+    subject: str = ""  # who or what, for people: the email; a team's name; "email in team"
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"action": self.action, "kind": self.kind, "key": self.key}
+        data: dict[str, Any] = {"action": self.action, "kind": self.kind, "key": self.key, "subject": self.subject}
         data["before"] = self.before
         data["after"] = self.after
         data["reason"] = self.reason
@@ -213,21 +258,29 @@ class Change:
 # Changes apply in this order so parents exist before children and removals come last.
 ACTION_ORDER: dict[tuple[str, str], int] = {
     ("team", "create"): 0,
-    ("user", "create"): 1,
-    ("user", "adopt"): 2,
-    ("user", "reactivate"): 3,
-    ("user", "update"): 4,
-    ("user", "move"): 5,
-    ("membership", "add"): 6,
-    ("membership", "remove"): 7,
-    ("user", "deactivate"): 8,
-    ("user", "delete"): 9,
-    ("team", "delete"): 10,
+    ("team", "update"): 1,
+    ("user", "create"): 2,
+    ("user", "adopt"): 3,
+    ("user", "reactivate"): 4,
+    ("user", "update"): 5,
+    ("user", "move"): 6,
+    ("membership", "add"): 7,
+    ("membership", "remove"): 8,
+    ("user", "deactivate"): 9,
+    ("user", "delete"): 10,
+    ("team", "delete"): 11,
 }
 
 
-def change_sort_key(change: Change) -> tuple[int, str]:
-    return (ACTION_ORDER[(change.kind, change.action)], change.key)
+def sort_changes(changes: list[Change]) -> list[Change]:
+    """Apply order: by ACTION_ORDER, then by key, except team deletes, which go
+    children first (a path key sorts after its parent's, so descending)."""
+    ordered = sorted(changes, key=lambda c: (ACTION_ORDER[(c.kind, c.action)], c.key))
+    deletes = [c for c in ordered if (c.kind, c.action) == ("team", "delete")]
+    if not deletes:
+        return ordered
+    rest = [c for c in ordered if (c.kind, c.action) != ("team", "delete")]
+    return rest + sorted(deletes, key=lambda c: c.key, reverse=True)
 
 
 @dataclass(slots=True)
@@ -237,7 +290,7 @@ class Plan:
     store_kind: str
     store_fingerprint: str
     directories: dict[str, dict[str, int]]
-    changes: list[Change]  # sorted by change_sort_key
+    changes: list[Change]  # in apply order (sort_changes)
     ignored: list[EntryVerdict]  # entries read but not imported, with the reason
     managed_users: int  # the population safety percentages are taken of
     generated_at: str = ""  # ISO 8601 UTC; the only field that differs between identical runs

@@ -1,0 +1,43 @@
+"""The `reconciler` command. Each command lives in its own module; this one wires
+them and turns errors into one line and the documented exit codes."""
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from ..errors import ExitCode, ReconcilerError
+
+app = typer.Typer(
+    name="reconciler",
+    help="Directory sync as reviewed code: plan, review, apply.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals could hold a resolved secret
+    rich_markup_mode=None,
+)
+
+from . import commands, inspect  # noqa: E402,F401  (registers the commands)
+
+
+def main(argv: list[str] | None = None) -> None:
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="reconciler", standalone_mode=False)
+    except click.exceptions.UsageError as error:
+        # Click exits 2 on usage errors, which CI would read as "changes pending"
+        where = error.ctx.command_path if error.ctx else "reconciler"
+        print(f"usage error: {error.format_message()} (see '{where} --help')", file=sys.stderr)
+        sys.exit(ExitCode.USAGE)
+    except click.exceptions.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(ExitCode.ERROR)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except ReconcilerError as error:
+        print(str(error), file=sys.stderr)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else ExitCode.OK)

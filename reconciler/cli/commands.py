@@ -1,0 +1,176 @@
+"""validate, schema, plan, apply, history, check."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import ExitCode, ReconcilerError
+from . import app
+from .options import PolicyArg, load
+
+
+class Format(str, Enum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
+def _stdout_is_terminal() -> bool:
+    return sys.stdout.isatty() and os.environ.get("NO_COLOR") is None
+
+
+@app.command()
+def validate(policy: Path = PolicyArg) -> None:
+    """Schema and semantic checks; every problem as FILE:LINE:COL: message."""
+    from ..policy import load_policy
+
+    loaded = load_policy(str(policy))  # raises PolicyError listing every problem
+    names = ", ".join(d.name for d in loaded.directories)
+    typer.echo(f"{policy}: valid ({len(loaded.directories)} directories: {names}; store: {loaded.store.kind})")
+
+
+@app.command()
+def schema() -> None:
+    """Print the policy JSON Schema."""
+    from ..policy import policy_schema
+
+    typer.echo(json.dumps(policy_schema(), indent=2, ensure_ascii=False))
+
+
+@app.command()
+def plan(
+    policy: Path = PolicyArg,
+    out: Optional[Path] = typer.Option(None, "--out", help="Save the plan as JSON for a later `apply --plan`."),
+    format: Format = typer.Option(Format.text, "--format", help="Output format."),
+    detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode", help="Exit 2 when there are changes, 0 when none."),
+    base_policy: Optional[Path] = typer.Option(None, "--base-policy", help="The policy as on the target branch: mark which changes this edit causes."),
+) -> None:
+    """Compute and show the plan: who is created, updated, moved, deactivated, deleted, and why."""
+    from ..pipeline import plan_policy
+    from ..render import renderer
+
+    loaded = load(policy)
+    planned = plan_policy(loaded)
+    result = planned.plan
+    if base_policy is not None:
+        from ..plan.attribution import attribute
+
+        result = attribute(result, plan_policy(load(base_policy)).plan)
+    typer.echo(renderer(format.value, color=_stdout_is_terminal()).render(result), nl=False)
+    if out is not None:
+        from ..plan.document import dumps
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(dumps(result), encoding="utf-8")
+        typer.echo(f"Saved the plan to {out}; apply it with: reconciler apply --plan {out}", err=True)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(renderer("markdown").render(result))
+    if detailed_exitcode and not result.empty:
+        raise typer.Exit(ExitCode.CHANGES_PENDING)
+
+
+@app.command()
+def apply(
+    policy: Optional[Path] = typer.Argument(None, help="The sync policy; plans afresh and applies.", show_default=False),
+    plan_file: Optional[Path] = typer.Option(None, "--plan", help="Apply exactly this saved plan (from `plan --out`)."),
+    auto_approve: bool = typer.Option(False, "--auto-approve", help="Do not ask for confirmation."),
+    force: bool = typer.Option(False, "--force", help="Apply over a safety limit (needs --reason)."),
+    reason: Optional[str] = typer.Option(None, "--reason", help="Why the safety limit is overridden; recorded in the history."),
+) -> None:
+    """Apply a fresh plan (asks on a terminal unless --auto-approve) or a saved one."""
+    from ..apply import apply_plan, check_saved_plan
+    from ..pipeline import plan_policy
+    from ..plan.document import loads
+    from ..render import renderer
+    from ..store import open_store
+
+    if force and not (reason and reason.strip()):
+        raise typer.BadParameter("--force needs --reason \"why\"; the reason is recorded in the history", param_hint="--force")
+    if reason and not force:
+        raise typer.BadParameter("--reason only goes with --force", param_hint="--reason")
+    if plan_file is None and policy is None:
+        raise typer.BadParameter("give a POLICY to plan and apply, or --plan PLAN.json", param_hint="POLICY")
+    if plan_file is not None:
+        saved = loads(_read(plan_file), str(plan_file))
+        loaded = load(policy if policy is not None else Path(saved.policy_path))
+        check_saved_plan(saved, loaded)
+        the_plan = saved
+    else:
+        loaded = load(policy)  # type: ignore[arg-type]
+        the_plan = plan_policy(loaded).plan
+        typer.echo(renderer("text", color=_stdout_is_terminal()).render(the_plan), nl=False)
+        if the_plan.empty:
+            pass
+        elif not auto_approve:
+            if not sys.stdin.isatty():
+                raise ReconcilerError("refusing to apply without confirmation: stdin is not a terminal; "
+                                      "review the plan and pass --auto-approve (or apply a saved plan with --plan)")
+            if not typer.confirm("Apply these changes?", default=False):
+                typer.echo("Nothing applied.")
+                raise typer.Exit(ExitCode.ERROR)
+    store = open_store(loaded.store)
+    try:
+        def said_lock(lock) -> None:
+            if lock.expired_takeover:
+                typer.echo(f"note: {lock.expired_takeover}", err=True)
+
+        record = apply_plan(the_plan, loaded, store, force_reason=reason if force else None, on_lock=said_lock)
+    finally:
+        store.close()
+    counts = ", ".join(f"{n} {k.replace('.', ' ')}" for k, n in record.counts.items()) or "no changes"
+    typer.echo(f"Applied: {counts}.")
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ReconcilerError(f"{path}: cannot read the plan: {error.strerror}") from None
+
+
+@app.command()
+def history(
+    policy: Path = PolicyArg,
+    format: Format = typer.Option(Format.text, "--format", help="text (a table) or json."),
+    limit: int = typer.Option(20, "--limit", min=1, help="How many applies, newest first."),
+) -> None:
+    """The applies recorded in the store: when, by whom/which commit, what changed."""
+    from ..store import open_store
+
+    loaded = load(policy)
+    store = open_store(loaded.store)
+    try:
+        records = store.history()[:limit]
+    finally:
+        store.close()
+    if format == Format.json:
+        typer.echo(json.dumps([r.to_json() for r in records], indent=2, sort_keys=True))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for column in ("when", "who", "commit", "outcome", "changes", "forced because"):
+        table.add_column(column)
+    for r in records:
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(r.counts.items())) or "none"
+        table.add_row(r.finished_at or r.started_at, r.actor, (r.commit or "")[:12], r.outcome, counts, r.force_reason or "")
+    Console(highlight=False, soft_wrap=True, no_color=not _stdout_is_terminal()).print(table if records else "No applies recorded yet.")
+
+
+@app.command()
+def check(policy: Path = PolicyArg) -> None:
+    """Connect and bind to every directory and open the store; say exactly what fails."""
+    from .check import run_checks
+
+    loaded = load(policy)
+    if not run_checks(loaded):
+        raise typer.Exit(ExitCode.ERROR)

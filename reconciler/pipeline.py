@@ -1,0 +1,32 @@
+"""The stages in order, for the commands that need them all."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .desired import build_desired_state
+from .directory import read_all
+from .model import DesiredState, Plan, StoreState
+from .plan.build import make_plan
+from .policy.model import Policy
+from .store import Store, open_store
+
+
+@dataclass
+class Planned:
+    policy: Policy
+    desired: DesiredState
+    store_state: StoreState
+    plan: Plan
+
+
+def plan_policy(policy: Policy, store: Store | None = None) -> Planned:
+    """Reads every directory (aborting on any incomplete read), then the store, then diffs."""
+    desired = build_desired_state(policy, read_all(policy.directories))
+    own = store is None
+    store = store or open_store(policy.store)
+    try:
+        state = store.read()
+    finally:
+        if own:
+            store.close()
+    return Planned(policy, desired, state, make_plan(policy, desired, state))

@@ -1,0 +1,230 @@
+"""The diff: desired state against store state, keyed by stable anchors.
+
+Set algebra finds creates and removals; DeepDiff runs only on the pairs whose
+records differ, never over the whole state (that takes seconds at 10,000 users).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from deepdiff import DeepDiff
+
+from ..model import Change, DesiredState, DesiredUser, EntryVerdict, StoreState, StoreUser, sort_changes
+from ..policy.model import Policy
+
+USER_FIELDS = ("email", "display_name", "attributes", "links")
+
+
+def desired_record(user: DesiredUser) -> dict[str, Any]:
+    return {
+        "email": user.email,
+        "display_name": user.display_name,
+        "attributes": dict(user.attributes),
+        "team": user.team,
+        "links": [str(link) for link in user.links],
+        "status": "active",
+    }
+
+
+def store_record(user: StoreUser) -> dict[str, Any]:
+    return {
+        "email": user.email,
+        "display_name": user.display_name,
+        "attributes": dict(user.attributes),
+        "team": user.team,
+        "links": [str(link) for link in user.links],
+        "status": user.status,
+    }
+
+
+def changed_fields(have: dict[str, Any], want: dict[str, Any]) -> list[str]:
+    """Top-level fields that differ; DeepDiff so nested attribute maps compare by value."""
+    if all(have[f] == want[f] for f in USER_FIELDS):
+        return []
+    difference = DeepDiff(
+        {f: have[f] for f in USER_FIELDS}, {f: want[f] for f in USER_FIELDS}, threshold_to_diff_deeper=0, view="tree"
+    )
+    fields = {level.path(output_format="list")[0] for changes in difference.values() for level in changes}
+    return sorted(fields, key=USER_FIELDS.index)
+
+
+@dataclass
+class Diff:
+    changes: list[Change]
+    ignored: list[EntryVerdict] = field(default_factory=list)  # people the store's state keeps out
+
+
+class _Differ:
+    def __init__(self, policy: Policy, desired: DesiredState, store: StoreState):
+        self.policy, self.desired, self.store = policy, desired, store
+        self.changes: list[Change] = []
+        self.ignored: list[EntryVerdict] = []
+        self.claimed: dict[str, str] = {}  # store key -> desired key
+        self.final_teams: dict[str, set[str]] = {}  # store/desired user key -> team keys it references after the plan
+        # why an entry is not imported, by "directory:anchor": the reason a leaver's change gives
+        self.verdict_by_link = {f"{v.directory}:{v.anchor}": v for v in desired.verdicts}
+
+    def match(self) -> dict[str, StoreUser]:
+        """desired key -> store user: by directory anchor first, then by email."""
+        by_link: dict[str, str] = {}
+        by_email: dict[str, list[StoreUser]] = defaultdict(list)
+        for user in self.store.users.values():
+            for link in user.links:
+                by_link[str(link)] = user.key
+            by_email[user.email.lower()].append(user)
+        matched: dict[str, StoreUser] = {}
+        for d in self.desired.users.values():  # pass 1: anchors, the winning directory's first
+            for link in sorted(d.links, key=lambda link: link.directory != d.source):
+                key = by_link.get(str(link))
+                if key and key not in self.claimed:
+                    matched[d.key] = self.store.users[key]
+                    self.claimed[key] = d.key
+                    break
+        for d in self.desired.users.values():  # pass 2: email (re-hires, merges, adoption)
+            if d.key in matched:
+                continue
+            candidates = sorted(
+                (u for u in by_email.get(d.email, ()) if u.key not in self.claimed),
+                key=lambda u: (not u.managed, u.key),
+            )
+            if not candidates:
+                continue
+            found = candidates[0]
+            if not found.managed and not self.policy.identity.adopt_unmanaged:
+                self.ignored.append(EntryVerdict(
+                    d.source, d.dn, d.key.split(":", 1)[1], d.account_name, d.email, "ignored",
+                    f"the store has an unmanaged user {found.key} with email {d.email}; "
+                    "set identity.adopt_unmanaged: true to adopt it", d.key))
+                continue
+            matched[d.key] = found
+            self.claimed[found.key] = d.key
+        return matched
+
+    def user_changes(self, d: DesiredUser, s: StoreUser | None) -> None:
+        want = desired_record(d)
+        if s is None:
+            self.changes.append(Change("create", "user", d.key, f"new in {d.source}", None, want))
+            self.membership_changes(d.key, d.memberships, frozenset())
+            self.final_teams[d.key] = {d.team, *d.memberships} - {None}  # type: ignore[arg-type]
+            return
+        have = store_record(s)
+        if not s.managed:
+            reason = f"adopted: an unmanaged user with email {d.email} exists; {d.source}'s data wins"
+            self.changes.append(Change("adopt", "user", d.key, reason, {"key": s.key, **have}, want))
+            self.membership_changes(d.key, d.memberships, s.memberships & self.managed_teams())
+            self.final_teams[d.key] = {d.team, *d.memberships, *s.memberships} - {None}  # type: ignore[arg-type]
+            return
+        key = s.key
+        if s.status != "active":
+            self.changes.append(Change("reactivate", "user", key, f"back in scope and enabled in {d.source}",
+                                       {"status": s.status}, {"status": "active"}))
+        fields = changed_fields(have, want)
+        if fields:
+            self.changes.append(Change(
+                "update", "user", key,
+                f"store differs from {d.source} in {', '.join(fields)}; the directory's data wins",
+                {f: have[f] for f in fields}, {f: want[f] for f in fields}))
+        if have["team"] != want["team"]:
+            self.changes.append(Change("move", "user", key, f"placed by {d.placed_by}",
+                                       {"team": have["team"]}, {"team": want["team"]}))
+        self.membership_changes(key, d.memberships, s.memberships & self.managed_teams())
+        self.final_teams[key] = {d.team, *d.memberships, *(s.memberships - self.managed_teams())} - {None}  # type: ignore[arg-type]
+
+    def managed_teams(self) -> frozenset[str]:
+        return frozenset(k for k, t in self.store.teams.items() if t.managed) | frozenset(self.desired.teams)
+
+    def membership_changes(self, user_key: str, want: frozenset[str], have: frozenset[str]) -> None:
+        for team in sorted(want - have):
+            self.changes.append(Change("add", "membership", f"{user_key}|{team}",
+                                       f"member of {self.team_name(team)} in the directory",
+                                       None, {"user": user_key, "team": team}))
+        for team in sorted(have - want):
+            self.changes.append(Change("remove", "membership", f"{user_key}|{team}",
+                                       f"no longer a member of {self.team_name(team)} in the directory",
+                                       {"user": user_key, "team": team}, None))
+
+    def team_name(self, key: str) -> str:
+        team = self.desired.teams.get(key) or self.store.teams.get(key)
+        return team.name if team else key
+
+    def leaver_changes(self, s: StoreUser) -> None:
+        verdict = next((self.verdict_by_link[str(l)] for l in s.links if str(l) in self.verdict_by_link), None)
+        directories = {d.name for d in self.policy.directories}
+        if verdict is not None and verdict.verdict == "disabled":
+            action, reason = self.policy.lifecycle.when_disabled, verdict.reason
+        elif verdict is not None and verdict.verdict == "imported":
+            action = self.policy.lifecycle.when_out_of_scope
+            reason = f"merged by email into {verdict.user_key}, which now holds this person"
+        elif verdict is not None:
+            action, reason = self.policy.lifecycle.when_out_of_scope, f"left scope: {verdict.reason}"
+        elif s.links and not any(l.directory in directories for l in s.links):
+            names = ", ".join(sorted({l.directory for l in s.links}))
+            action, reason = self.policy.lifecycle.when_out_of_scope, f"left scope: directory {names} is no longer in the policy"
+        else:
+            names = ", ".join(sorted({l.directory for l in s.links}))
+            action = self.policy.lifecycle.when_out_of_scope
+            reason = f"left scope: no longer found in {names} under its search bases and filter"
+        self.final_teams[s.key] = {s.team, *s.memberships} - {None}  # type: ignore[arg-type]
+        if action == "delete":
+            self.changes.append(Change("delete", "user", s.key, reason, store_record(s), None))
+            del self.final_teams[s.key]
+        elif action == "deactivate" and s.status == "active":
+            self.changes.append(Change("deactivate", "user", s.key, reason, {"status": "active"}, {"status": "deactivated"}))
+
+    def team_changes(self) -> None:
+        referenced: set[str] = set().union(*self.final_teams.values()) if self.final_teams else set()
+        for user in self.store.users.values():
+            if user.key not in self.claimed and user.key not in self.final_teams:
+                referenced |= {user.team, *user.memberships} - {None}  # type: ignore[arg-type]
+        for key, team in self.desired.teams.items():
+            existing = self.store.teams.get(key)
+            if existing is None:
+                self.changes.append(Change("create", "team", key, "has synced members", None,
+                                           {"name": team.name, "parent": team.parent}))
+            elif existing.managed and (existing.name, existing.parent) != (team.name, team.parent):
+                before, after = {"name": existing.name, "parent": existing.parent}, {"name": team.name, "parent": team.parent}
+                fields = [f for f in before if before[f] != after[f]]
+                self.changes.append(Change("update", "team", key, "renamed or moved in the directory",
+                                           {f: before[f] for f in fields}, {f: after[f] for f in fields}))
+        keep = set(self.desired.teams) | referenced
+        for key in list(keep):  # ancestors of anything kept stay too
+            parent = (self.desired.teams.get(key) or self.store.teams.get(key))
+            while parent is not None and parent.parent and parent.parent not in keep:
+                keep.add(parent.parent)
+                parent = self.desired.teams.get(parent.parent) or self.store.teams.get(parent.parent)
+        for key, team in self.store.teams.items():
+            if team.managed and key not in keep:
+                self.changes.append(Change("delete", "team", key, "no synced members left", {"name": team.name, "parent": team.parent}, None))
+
+    def run(self) -> Diff:
+        matched = self.match()
+        self._store_key_of = {d: s.key for d, s in matched.items() if s.managed}
+        blocked = {i.user_key for i in self.ignored}
+        for d in self.desired.users.values():
+            if d.key not in blocked:
+                self.user_changes(d, matched.get(d.key))
+        for s in self.store.users.values():
+            if s.managed and s.key not in self.claimed:
+                self.leaver_changes(s)
+        self.team_changes()
+        emails = {u.key: u.email for u in self.store.users.values()}
+        emails.update({self.claimed_store_key(d.key): d.email for d in self.desired.users.values()})
+        labelled = [replace(c, subject=self.subject(c, emails)) for c in self.changes]
+        return Diff(sort_changes(labelled), self.ignored)
+
+    def claimed_store_key(self, desired_key: str) -> str:
+        return self._store_key_of.get(desired_key, desired_key)
+
+    def subject(self, change: Change, emails: dict[str, str]) -> str:
+        if change.kind == "team":
+            return self.team_name(change.key)
+        if change.kind == "membership":
+            user_key, team = change.key.split("|", 1)
+            return f"{emails.get(user_key, user_key)} in {self.team_name(team)}"
+        return emails.get(change.key, change.key)
+
+
+def diff(policy: Policy, desired: DesiredState, store: StoreState) -> Diff:
+    return _Differ(policy, desired, store).run()

@@ -1,0 +1,59 @@
+"""Safety limits: a plan over a limit is shown in full but refused at apply."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..errors import TooMuchChange
+from ..model import Plan
+from ..policy.model import Limit, Safety
+
+# which plan actions each limit counts
+LIMITED = {
+    "max_creates": ("creates", {("user", "create"), ("user", "adopt")}),
+    "max_updates": ("updates", {("user", "update"), ("user", "move")}),
+    "max_deactivations": ("deactivations", {("user", "deactivate")}),
+    "max_deletions": ("deletions", {("user", "delete")}),
+}
+
+
+@dataclass(frozen=True)
+class Violation:
+    limit: str
+    message: str
+
+
+def allowed(limit: Limit, managed: int, *, percent_applies: bool = True) -> tuple[int | None, str]:
+    """The largest number allowed and how to say it; None when nothing limits it."""
+    bounds: list[tuple[int, str]] = []
+    if limit.count is not None:
+        bounds.append((limit.count, f"{limit.count}"))
+    if limit.percent is not None and percent_applies:
+        # floor: a 10% limit on 9 users allows 0, so small stores are protected too (no exemption)
+        n = math.floor(limit.percent * managed / 100)
+        bounds.append((n, f"{limit.percent:g}% ({n} of {managed} managed users)"))
+    if not bounds:
+        return None, ""
+    return min(bounds)
+
+
+def violations(plan: Plan, safety: Safety) -> list[Violation]:
+    counts = plan.summary
+    found: list[Violation] = []
+    for name, (noun, actions) in LIMITED.items():
+        n = sum(counts.get(f"{kind}.{action}", 0) for kind, action in actions)
+        # an initial import has no population to take a percentage of
+        most, said = allowed(getattr(safety, name), plan.managed_users,
+                             percent_applies=not (name == "max_creates" and plan.managed_users == 0))
+        if most is not None and n > most:
+            found.append(Violation(name, f"{n} {noun} is over the limit of {said} (safety.{name})"))
+    return found
+
+
+def enforce(plan: Plan, safety: Safety, *, force_reason: str | None = None) -> None:
+    found = violations(plan, safety)
+    if found and not force_reason:
+        raise TooMuchChange(
+            "refused, nothing changed: " + "; ".join(v.message for v in found)
+            + ". Review the plan; if it is right, apply with --force --reason \"...\""
+        )
