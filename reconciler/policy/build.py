@@ -1,0 +1,200 @@
+"""A validated policy document (plain data) → the typed `Policy`.
+
+Runs only after the schema and semantic checks found nothing, so it can trust
+shapes and types. Defaults here are the schema's `default`s; relative paths
+become absolute, against the policy file's folder.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from typing import Any
+
+from .load import DocPath, Locator, dotted
+from .model import (
+    FLAVOUR_SCHEMAS,
+    SECRET_REFERENCE,
+    Bind,
+    Directory,
+    DisabledRule,
+    GroupScope,
+    Identity,
+    Lifecycle,
+    Limit,
+    Mapping,
+    Placement,
+    Policy,
+    Safety,
+    Schema,
+    SecretRef,
+    Store,
+    Template,
+    Tls,
+    UserScope,
+)
+
+# (users filter, groups filter) per flavour, as the vendors' defaults.
+DEFAULT_FILTERS = {
+    "active-directory": ("(&(objectClass=user)(!(objectClass=computer)))", "(objectClass=group)"),
+    "openldap": ("(objectClass=inetOrgPerson)", "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))"),
+}
+DEFAULT_EMAIL = ("{mail}",)
+DEFAULT_DISPLAY_NAME = "{displayName}"
+DEFAULT_STORE_PATH = ".reconciler/store.db"
+DEFAULT_CHANGE_LIMIT = Limit(count=50, percent=10.0)
+
+
+class Builder:
+    def __init__(self, locate: Locator, folder: str):
+        self.locate = locate
+        self.folder = folder
+
+    def absolute(self, path: str) -> str:
+        return os.path.abspath(os.path.join(self.folder, path))
+
+    def secret(self, value: str, path: DocPath) -> SecretRef:
+        match = SECRET_REFERENCE.match(value)
+        if match is None:  # the schema lets only ${NAME} references through; reaching here is a bug
+            raise ValueError(f"{dotted(path)} is not a ${{NAME}} reference")
+        return SecretRef(match.group(1), dotted(path), self.locate.value(path))
+
+    def policy(self, data: dict, file: str, digest: str) -> Policy:
+        mapping = data.get("mapping", {})
+        placement = data.get("placement", {})
+        identity = data.get("identity", {})
+        lifecycle = data.get("lifecycle", {})
+        return Policy(
+            path=file,
+            digest=digest,
+            directories=tuple(
+                self.directory(name, spec, mapping) for name, spec in data["directories"].items()
+            ),
+            placement=Placement(
+                mode=placement.get("mode", "root"),
+                root=placement.get("root", "Organisation"),
+                target_group=placement.get("target_group"),
+            ),
+            identity=Identity(
+                merge_by_email=identity.get("merge_by_email", True),
+                adopt_unmanaged=identity.get("adopt_unmanaged", True),
+                precedence=tuple(identity.get("precedence", ())),
+            ),
+            lifecycle=Lifecycle(
+                when_out_of_scope=lifecycle.get("when_out_of_scope", "deactivate"),
+                when_disabled=lifecycle.get("when_disabled", "deactivate"),
+            ),
+            safety=self.safety(data.get("safety", {})),
+            store=self.store(data.get("store", {})),
+            manual=tuple(data.get("manual", ())),
+        )
+
+    def directory(self, name: str, spec: dict, mapping: dict) -> Directory:
+        base: DocPath = ("directories", name)
+        kind = spec["kind"]
+        flavour = spec.get("flavour", "active-directory") if kind == "ldif" else kind
+        users_filter, groups_filter = DEFAULT_FILTERS[flavour]
+        users = spec["users"]
+        groups = spec.get("groups", {})
+        tls = spec.get("tls", {})
+        timeouts = spec.get("timeouts", {})
+        bind = spec.get("bind")
+        return Directory(
+            name=name,
+            kind=kind,
+            flavour=flavour,
+            schema=self.schema(FLAVOUR_SCHEMAS[flavour], spec.get("schema", {})),
+            users=UserScope(
+                search_bases=tuple(users["search_bases"]),
+                filter=users.get("filter", users_filter),
+                scope=users.get("scope", "subtree"),
+                member_of=tuple(users.get("member_of", ())),
+                include_disabled=users.get("include_disabled", False),
+            ),
+            groups=GroupScope(
+                search_bases=tuple(groups.get("search_bases", ())),
+                filter=groups.get("filter", groups_filter),
+                scope=groups.get("scope", "subtree"),
+            ),
+            mapping=self.mapping(mapping, spec.get("mapping", {})),
+            path=self.absolute(spec["path"]) if kind == "ldif" else None,
+            urls=tuple(spec.get("urls", ())),
+            bind=Bind(
+                user=bind["user"],
+                password=self.secret(bind["password"], base + ("bind", "password")),
+                method=bind.get("method", "simple"),
+            )
+            if bind
+            else None,
+            tls=Tls(
+                ca_file=self.absolute(tls["ca_file"]) if tls.get("ca_file") else None,
+                verify=tls.get("verify", True),
+                start_tls=tls.get("start_tls", True),
+            ),
+            allow_insecure_bind=spec.get("allow_insecure_bind", False),
+            page_size=spec.get("page_size", 1000),
+            connect_timeout=float(timeouts.get("connect", 10)),
+            operation_timeout=float(timeouts.get("operation", 120)),
+            empty_result_expected=spec.get("empty_result_expected", False),
+            location=self.locate.key(base),
+        )
+
+    @staticmethod
+    def schema(defaults: Schema, overrides: dict) -> Schema:
+        changes: dict[str, Any] = {k: overrides[k] for k in ("anchor", "account_name", "group_name") if k in overrides}
+        if "member" in overrides:
+            changes["member"] = tuple(overrides["member"])
+        if "disabled" in overrides:
+            rule = overrides["disabled"]
+            changes["disabled"] = DisabledRule(attribute=rule["attribute"], flag=rule.get("flag"), equals=rule.get("equals"))
+        return replace(defaults, **changes)
+
+    @staticmethod
+    def mapping(top: dict, override: dict) -> Mapping:
+        """The top-level mapping with a directory's overrides: email and
+        display_name replace, attributes merge key by key."""
+        email = override.get("email", top.get("email", DEFAULT_EMAIL))
+        display_name = override.get("display_name", top.get("display_name", DEFAULT_DISPLAY_NAME))
+        attributes = {**top.get("attributes", {}), **override.get("attributes", {})}
+        return Mapping(
+            email=tuple(Template(text) for text in email),
+            display_name=Template(display_name),
+            attributes=tuple((name, Template(attributes[name])) for name in sorted(attributes)),
+        )
+
+    @staticmethod
+    def limit(value: Any) -> Limit:
+        """The three spellings: 50, '10%', {count: 50, percent: 10}; null is no limit."""
+        if value is None:
+            return Limit()
+        if isinstance(value, int):
+            return Limit(count=value)
+        if isinstance(value, str):
+            return Limit(percent=float(value.rstrip("%")))
+        percent = value.get("percent")
+        return Limit(count=value.get("count"), percent=float(percent) if percent is not None else None)
+
+    def safety(self, safety: dict) -> Safety:
+        def pick(key: str, default: Limit) -> Limit:
+            return self.limit(safety[key]) if key in safety else default
+
+        return Safety(
+            max_creates=pick("max_creates", Limit()),
+            max_updates=pick("max_updates", Limit()),
+            max_deactivations=pick("max_deactivations", DEFAULT_CHANGE_LIMIT),
+            max_deletions=pick("max_deletions", DEFAULT_CHANGE_LIMIT),
+        )
+
+    def store(self, store: dict) -> Store:
+        kind = store.get("kind", "sqlite")
+        if kind == "sqlite":
+            return Store(kind="sqlite", path=self.absolute(store.get("path", DEFAULT_STORE_PATH)))
+        url = store["url"]
+        return Store(
+            kind=kind,
+            url=self.secret(url, ("store", "url")) if SECRET_REFERENCE.match(url) else url,
+            token=self.secret(store["token"], ("store", "token")) if "token" in store else None,
+        )
+
+
+def build_policy(data: dict, locate: Locator, folder: str, file: str, digest: str) -> Policy:
+    return Builder(locate, folder).policy(data, file, digest)
