@@ -1,0 +1,168 @@
+"""The diff: every action the plan can hold, each with its reason, keyed by stable anchors."""
+from reconciler.desired import build_desired_state
+from reconciler.model import StoreTeam
+from reconciler.plan.build import make_plan
+from reconciler.plan.diff import diff
+from reconciler.policy.model import Identity, Lifecycle, Placement
+from reconciler.errors import DirectoryError
+from tests.factories import directory, group, imported_user, person, policy, read, store, store_user
+import pytest
+
+
+def plan_for(p, reads, state):
+    return diff(p, build_desired_state(p, reads), state).changes
+
+
+def actions(changes):
+    return [(c.kind, c.action, c.subject) for c in changes]
+
+
+def test_initial_import_creates_the_team_then_the_users():
+    changes = plan_for(policy(), [read(person("Ann Lee"), person("Bob Stone"))], store(teams=()))
+    assert actions(changes) == [
+        ("team", "create", "Organisation"),
+        ("user", "create", "ann.lee@corp.example.com"),
+        ("user", "create", "bob.stone@corp.example.com"),
+    ]
+    create = changes[1]
+    assert create.key == "corp:guid-ann.lee" and create.reason == "new in corp"
+    assert create.after == {"email": "ann.lee@corp.example.com", "display_name": "Ann Lee", "attributes": {},
+                            "team": "Organisation", "links": ["corp:guid-ann.lee"], "status": "active"}
+
+
+def test_nothing_changes_when_the_store_matches():
+    ann = person("Ann Lee", department="Sales")
+    assert plan_for(policy(), [read(ann)], store(imported_user(ann))) == []
+
+
+def test_a_changed_mail_is_an_update_with_only_the_changed_fields():
+    ann = person("Ann Lee", mail="ann.new@corp.example.com")
+    old = imported_user(person("Ann Lee"))
+    [change] = plan_for(policy(), [read(ann)], store(old))
+    assert (change.action, change.key) == ("update", "corp:guid-ann.lee")
+    assert change.before == {"email": "ann.lee@corp.example.com"} and change.after == {"email": "ann.new@corp.example.com"}
+    assert "directory's data wins" in change.reason
+
+
+def test_a_manual_edit_in_the_store_is_reverted():
+    ann = person("Ann Lee")
+    edited = imported_user(ann, display_name="Annie (edited by hand)")
+    [change] = plan_for(policy(), [read(ann)], store(edited))
+    assert change.action == "update" and change.after == {"display_name": "Ann Lee"}
+
+
+def test_a_leaver_is_deactivated_with_the_reason_and_never_deleted_by_default():
+    ann, bob = person("Ann Lee"), person("Bob Stone")
+    [change] = plan_for(policy(), [read(ann)], store(imported_user(ann), imported_user(bob)))
+    assert (change.action, change.subject) == ("deactivate", "bob.stone@corp.example.com")
+    assert change.reason == "left scope: no longer found in corp under its search bases and filter"
+
+
+def test_a_leaver_with_a_known_reason_says_it():
+    ann = person("Ann Lee")
+    no_mail = person("Bob Stone", mail=None)
+    d = directory()
+    from dataclasses import replace
+    from reconciler.policy.model import Template
+    d = replace(d, mapping=replace(d.mapping, email=(Template("{mail}"),)))
+    bob_before = imported_user(person("Bob Stone"))
+    [change] = plan_for(policy(d), [read(ann, no_mail)], store(imported_user(ann), bob_before))
+    assert change.action == "deactivate" and change.reason == "left scope: no email: none of {mail} yields a value"
+
+
+def test_disabled_uses_when_disabled_and_re_enabling_reactivates_the_same_record():
+    ann = person("Ann Lee")
+    p = policy(lifecycle=Lifecycle(when_out_of_scope="delete", when_disabled="deactivate"))
+    [off] = plan_for(p, [read(person("Ann Lee", disabled=True))], store(imported_user(ann)))
+    assert (off.action, off.reason) == ("deactivate", "disabled in corp")
+    [back] = plan_for(p, [read(ann)], store(imported_user(ann, status="deactivated")))
+    assert (back.action, back.key) == ("reactivate", "corp:guid-ann.lee")
+
+
+def test_delete_and_keep_on_request():
+    ann = person("Ann Lee")
+    [gone] = plan_for(policy(lifecycle=Lifecycle(when_out_of_scope="delete")), [read()],
+                      store(imported_user(ann)))
+    assert gone.action == "delete" and gone.before["email"] == "ann.lee@corp.example.com"
+    assert plan_for(policy(lifecycle=Lifecycle(when_out_of_scope="keep")), [read()], store(imported_user(ann))) == []
+
+
+def test_an_ou_move_becomes_a_team_move_and_the_new_team_is_created():
+    moved = person("Ann Lee", ou="OU=Sales")
+    before = imported_user(person("Ann Lee"))
+    changes = plan_for(policy(placement=Placement(mode="ou-teams")), [read(moved)], store(before))
+    assert actions(changes) == [("team", "create", "Sales"), ("user", "move", "ann.lee@corp.example.com")]
+    assert changes[1].before == {"team": "Organisation"} and changes[1].after == {"team": "Organisation/Sales"}
+
+
+def test_a_hand_made_store_user_with_the_same_email_is_adopted_and_the_directory_wins():
+    ann = person("Ann Lee")
+    hand = store_user("local:7", "ANN.LEE@corp.example.com", managed=False, display_name="ann (manual)")
+    [adopt] = plan_for(policy(), [read(ann)], store(hand))
+    assert (adopt.action, adopt.key) == ("adopt", "corp:guid-ann.lee")
+    assert adopt.before["key"] == "local:7" and adopt.after["display_name"] == "Ann Lee"
+
+
+def test_adoption_off_leaves_the_hand_made_user_alone_and_says_why():
+    ann = person("Ann Lee")
+    hand = store_user("local:7", "ann.lee@corp.example.com", managed=False)
+    p = policy(identity=Identity(adopt_unmanaged=False))
+    result = diff(p, build_desired_state(p, [read(ann)]), store(hand))
+    assert result.changes == []
+    assert "set identity.adopt_unmanaged: true" in result.ignored[0].reason
+
+
+def test_unmanaged_users_are_never_deactivated():
+    hand = store_user("local:7", "someone@corp.example.com", managed=False)
+    changes = plan_for(policy(), [read(person("Ann Lee"))], store(hand))
+    assert actions(changes) == [("user", "create", "ann.lee@corp.example.com")]
+
+
+def test_a_rehire_with_a_new_account_gets_their_old_record_back():
+    old = imported_user(person("Ann Lee"), status="deactivated")
+    rehired = person("Ann Lee", anchor="new-guid")
+    changes = plan_for(policy(), [read(rehired)], store(old))
+    assert actions(changes) == [("user", "reactivate", "ann.lee@corp.example.com"), ("user", "update", "ann.lee@corp.example.com")]
+    assert changes[1].after == {"links": ["corp:new-guid"]}
+
+
+def test_a_person_in_a_second_directory_is_linked_to_the_existing_user_not_duplicated():
+    corp, emea = person("Ann Lee"), person("Ann Lee", directory="emea", anchor="emea-guid")
+    p = policy(directory("corp"), directory("emea"))
+    changes = plan_for(p, [read(corp), read(emea, directory="emea")], store(imported_user(corp)))
+    assert actions(changes) == [("user", "update", "ann.lee@corp.example.com")]
+    assert changes[0].after == {"links": ["corp:guid-ann.lee", "emea:emea-guid"]}
+
+
+def test_membership_changes_and_empty_group_teams_are_deleted():
+    ann = person("Ann Lee", groups=("CN=Platform,OU=Groups,DC=corp,DC=example,DC=com",))
+    platform = group("Platform", ann.dn)
+    p = policy(placement=Placement(mode="group-teams"))
+    first = plan_for(p, [read(ann, groups=(platform,))], store(teams=()))
+    assert ("membership", "add", "ann.lee@corp.example.com in Platform") in actions(first)
+    in_store = imported_user(ann, memberships={"group:gguid-platform"})
+    teams = (StoreTeam("Organisation", "Organisation", None, True), StoreTeam("group:gguid-platform", "Platform", "Organisation", True))
+    later = plan_for(p, [read(person("Ann Lee"), groups=(group("Platform"),))], store(in_store, teams=teams))
+    assert actions(later) == [("membership", "remove", "ann.lee@corp.example.com in Platform"), ("team", "delete", "Platform")]
+
+
+def test_teams_still_holding_deactivated_users_are_kept():
+    ann = person("Ann Lee", ou="OU=Sales")
+    kept = imported_user(ann, team="Organisation/Sales")
+    teams = (StoreTeam("Organisation", "Organisation", None, True), StoreTeam("Organisation/Sales", "Sales", "Organisation", True))
+    changes = plan_for(policy(placement=Placement(mode="ou-teams")), [read(person("Bob Stone"))], store(kept, teams=teams))
+    assert ("team", "delete", "Sales") not in actions(changes)
+
+
+def test_an_empty_read_while_the_store_holds_users_from_that_directory_aborts_the_plan():
+    ann = person("Ann Lee")
+    p = policy()
+    with pytest.raises(DirectoryError, match="returned no users.*store holds 1 managed users.*empty_result_expected"):
+        make_plan(p, build_desired_state(p, [read()]), store(imported_user(ann)))
+
+
+def test_changes_are_sorted_so_output_is_deterministic():
+    people = [person(n) for n in ("Zed Last", "Amy First", "Mid Dle")]
+    one = plan_for(policy(), [read(*people)], store(teams=()))
+    two = plan_for(policy(), [read(*reversed(people))], store(teams=()))
+    assert one == two
