@@ -50,7 +50,7 @@ class MarkdownRenderer:
         return self.truncate(head, sections, tail, plan)
 
     def header(self, plan: Plan) -> str:
-        lines = [f"### reconciler plan for `{escape(plan.policy_path)}`", ""]
+        lines = [f"### reconciler plan for {escape(plan.policy_path)}", ""]
         if plan.empty:
             lines += ["**No changes.** The store matches the directories.", ""]
         else:
