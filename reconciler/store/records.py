@@ -129,7 +129,9 @@ def user_columns(fields: Mapping[str, Any], action: str) -> tuple[dict[str, Any]
                 raise ChangeRejected("display_name must be a string")
             columns["display_name"] = value
         elif name == "attributes":
-            if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            if not isinstance(value, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+            ):
                 raise ChangeRejected("attributes must map names to strings")
             columns["attributes"] = attributes_json(value)
         elif name == "team":

@@ -37,7 +37,8 @@ class Migration:
     statements: tuple[str, ...]
 
     def render(self, dialect: Dialect) -> list[str]:
-        return [s.format(id_pk=dialect.id_primary_key, id_ref=dialect.id_reference, deferred=dialect.deferred) for s in self.statements]
+        spellings = {"id_pk": dialect.id_primary_key, "id_ref": dialect.id_reference, "deferred": dialect.deferred}
+        return [statement.format(**spellings) for statement in self.statements]
 
 
 SCHEMA_VERSION_TABLE = """

@@ -411,7 +411,9 @@ class _ChangeWriter:
             raise ChangeRejected(f"user {key} is not in the store")
         user_id, managed = found
         if not managed:
-            raise ChangeRejected(f"user {key} was created in the application and is not managed; only adopt may change it")
+            raise ChangeRejected(
+                f"user {key} was created in the application and is not managed; only adopt may change it"
+            )
         return user_id
 
     def _team(self, key: str) -> bool | None:
@@ -438,7 +440,8 @@ class _ChangeWriter:
             raise ChangeRejected(f"a user with key {change.key} already exists")
         self._require_team(columns["team_key"])
         row = self.tx.one(
-            "INSERT INTO users (key, email, display_name, attributes, team_key, status, managed, created_at, updated_at)"
+            "INSERT INTO users"
+            " (key, email, display_name, attributes, team_key, status, managed, created_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?) RETURNING id",
             (change.key, columns["email"], columns["display_name"], columns["attributes"], columns["team_key"],
              columns["status"], self.now, self.now),
@@ -639,7 +642,9 @@ class SqliteStore(SqlStore):
                 "try again"
             )
         elif "file is not a database" in text:
-            message = "not a SQLite database; point store.path at reconciler's store file (or a path that does not exist yet)"
+            message = (
+                "not a SQLite database; point store.path at reconciler's store file (or a path that does not exist yet)"
+            )
         elif "unable to open database file" in text:
             message = "cannot open the store file; check that store.path is a writable file in a writable folder"
         elif "readonly" in text:
