@@ -78,9 +78,9 @@ def _translate(error: ValidationError, locator: Locator) -> list[Problem]:
 
     if kind == "required":
         missing = [name for name in error.validator_value if isinstance(instance, dict) and name not in instance]
-        message = "missing required key '{}'" + (f": {custom}" if custom else "")
+        reason = f": {custom}" if custom else ""
         return [
-            Problem(locator.key(path), dotted(path + (name,)), message.format(name))
+            Problem(locator.key(path), dotted(path + (name,)), f"missing required key '{name}'{reason}")
             for name in missing
         ]
 
