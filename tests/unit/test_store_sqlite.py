@@ -149,6 +149,15 @@ def test_a_file_that_is_not_a_database_gives_one_line_naming_the_file(path: Path
     assert message.startswith(f"{path}: not a SQLite database") and "\n" not in message
 
 
+def test_a_store_from_a_newer_reconciler_is_refused_not_misread(store: SqliteStore, path: Path):
+    apply(store)
+    execute(path, "INSERT INTO schema_version (version, description, applied_at) VALUES (99, 'future', 'later')")
+    fresh = SqliteStore(StoreConfig(kind="sqlite", path=str(path)))
+    with pytest.raises(StoreError, match="schema version 99 but this reconciler knows only up to 1; upgrade reconciler"):
+        fresh.read()
+    fresh.close()
+
+
 # ───────────────────────────── each change ─────────────────────────────
 
 
@@ -433,3 +442,11 @@ def test_history_records_counts_actor_and_force_reason_newest_first(store: Sqlit
     assert newest.counts == {} and newest.actor == "github-actions[bot]"  # an empty apply is recorded too
     assert newest.force_reason == "incident 123: approved by bob" and newest.finished_at == "2026-11-21T09:00:30Z"
     assert newest == second
+
+
+def test_a_refusal_made_before_apply_can_be_recorded_on_its_own(store: SqliteStore):
+    empty = store.fingerprint()
+    refused = store.record(record(finished_at="2026-11-21T09:00:01Z", counts={"user.deactivate": 40},
+                                  outcome="refused: 40 deactivations exceed safety.max_deactivations (10)"))
+    assert refused.id is not None and store.history() == [refused]
+    assert store.fingerprint() == empty  # history is not content: a saved plan stays current
