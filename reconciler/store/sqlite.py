@@ -186,27 +186,30 @@ class SqlStore:
             )
         return version
 
-    def _readable(self, tx: Tx | None) -> bool:
-        """Whether there is a store to read; an empty or missing one reads as empty."""
-        if tx is None:
-            return False
-        version = self._check_version(tx)
-        if 0 < version < LATEST_VERSION:
-            raise StoreError(
-                f"the store has schema version {version}; this reconciler upgrades it to {LATEST_VERSION} "
-                "on the next apply, and reads only the current version; run apply first",
-                Location(self.where),
-            )
-        return version > 0
+    @contextmanager
+    def _reading(self) -> Iterator[Tx | None]:
+        """A read transaction on the current tables; None when there is no store yet.
+
+        Never creates a store. An existing store with an older schema is upgraded
+        first: that is not a content change, so plans made against it stay valid.
+        """
+        version = LATEST_VERSION
+        if not self._schema_ready:
+            with self._transaction(write=False) as tx:
+                version = self._check_version(tx) if tx is not None else 0
+            if 0 < version < LATEST_VERSION:
+                with self._transaction(write=True):
+                    pass
+        with self._transaction(write=False) as tx:
+            yield tx if version > 0 else None
 
     # ── read ──
 
     def read(self) -> StoreState:
-        """All users (managed and not) and teams, and their fingerprint. Never writes."""
-        with self._transaction(write=False) as tx:
-            if not self._readable(tx):
+        """All users (managed and not) and teams, and their fingerprint. Never creates the store."""
+        with self._reading() as tx:
+            if tx is None:
                 return StoreState(users={}, teams={}, fingerprint=content_fingerprint([], []))
-            assert tx is not None
             return self._read_state(tx)
 
     def fingerprint(self) -> str:
@@ -345,11 +348,10 @@ class SqlStore:
         return replace(record, id=int(row[0]))
 
     def history(self) -> list[ApplyRecord]:
-        """Every recorded apply, newest first. Never writes."""
-        with self._transaction(write=False) as tx:
-            if not self._readable(tx):
+        """Every recorded apply, newest first. Never creates the store."""
+        with self._reading() as tx:
+            if tx is None:
                 return []
-            assert tx is not None
             rows = tx.all(f"SELECT id, {HISTORY_COLUMNS} FROM apply_history ORDER BY id DESC")
         return [history_record(row) for row in rows]
 

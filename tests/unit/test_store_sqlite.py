@@ -158,6 +158,24 @@ def test_a_store_from_a_newer_reconciler_is_refused_not_misread(store: SqliteSto
     fresh.close()
 
 
+def test_reading_an_older_store_upgrades_its_tables_and_keeps_its_fingerprint(
+    store: SqliteStore, path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from reconciler.store import sql_schema, sqlite as sqlite_store
+
+    seeded(store)
+    before = store.fingerprint()
+    store.close()
+    upgraded = (*sql_schema.MIGRATIONS, sql_schema.Migration(2, "a note per team", ("ALTER TABLE teams ADD COLUMN note TEXT",)))
+    monkeypatch.setattr(sql_schema, "MIGRATIONS", upgraded)
+    monkeypatch.setattr(sqlite_store, "LATEST_VERSION", 2)
+    newer = SqliteStore(StoreConfig(kind="sqlite", path=str(path)))
+    assert newer.fingerprint() == before
+    assert rows(path, "SELECT version FROM schema_version ORDER BY version") == [(1,), (2,)]
+    assert "note" in [column[1] for column in rows(path, "PRAGMA table_info(teams)")]
+    newer.close()
+
+
 # ───────────────────────────── each change ─────────────────────────────
 
 
