@@ -1,0 +1,224 @@
+"""`kind: active-directory` and `kind: openldap`: a live directory read over LDAP.
+
+Produces the same `DirectoryRead` as the snapshot source (entries are built by
+`entries.make_entry`), so nothing after the directory stage knows the difference.
+
+What the flavours do differently:
+- member_of scope. AD evaluates nesting on the server with the in-chain
+  matching rule, `(memberOf:1.2.840.113556.1.4.1941:=<group DN>)`; OpenLDAP has no
+  such rule, so the groups are walked on the client from member/uniqueMember
+  (cycle-safe), and users outside them are reported as out of scope.
+- AD refers subtree searches at the domain root to its configuration and DNS
+  partitions; those references are skipped, any other reference fails the read.
+
+A read returning no users is returned as such (`entries_read == 0`): whether
+that is an alarm depends on what the store holds from this directory, which the
+plan stage knows (`plan.build.guard_empty_reads`), not this one.
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Iterator
+
+from ldap3.utils.conv import escape_filter_chars
+
+from ..errors import DirectoryError
+from ..model import DirectoryEntry, DirectoryGroup, DirectoryRead, OutOfScope, normalise_dn
+from ..policy.model import Directory
+from .connect import connect
+from .entries import lower_keys, make_entry, make_group, template_attributes
+from .membership import MEMBER_OF, Membership, member_dn
+from .paged import RawEntry, Search, complete_ranges, paged_search, result_cause
+
+IN_CHAIN = "1.2.840.113556.1.4.1941"  # LDAP_MATCHING_RULE_IN_CHAIN: transitive membership, evaluated by AD
+
+
+def in_chain_filter(user_filter: str, group_dns: tuple[str, ...]) -> str:
+    """The users filter narrowed to members (nested included) of any of the groups.
+
+    Group DNs are escaped per RFC 4515: a group named `R&D (Europe) *` must match
+    that group only, not end the filter at `)` or become a wildcard.
+    """
+    if not group_dns:
+        return user_filter
+    chains = "".join(f"(memberOf:{IN_CHAIN}:={escape_filter_chars(dn)})" for dn in group_dns)
+    narrowed = chains if len(group_dns) == 1 else f"(|{chains})"
+    return f"(&{_parenthesised(user_filter)}{narrowed})"
+
+
+def _parenthesised(ldap_filter: str) -> str:
+    text = ldap_filter.strip()
+    return text if text.startswith("(") else f"({text})"
+
+
+class LiveSource:
+    """Reads one live directory completely, or raises DirectoryError naming what was incomplete."""
+
+    def __init__(self, directory: Directory, connection_factory=connect):
+        self.directory = directory
+        self._connect = connection_factory  # tests hand in a fake connection
+
+    @property
+    def is_ad(self) -> bool:
+        return self.directory.flavour == "active-directory"
+
+    def read(self) -> DirectoryRead:
+        connection, _endpoint = self._connect(self.directory)
+        try:
+            return self._read(connection)
+        finally:
+            try:
+                connection.unbind()
+            except Exception:  # the read's own error (if any) is the one worth reporting
+                pass
+
+    # ── the read ────────────────────────────────────────────────────────────
+
+    def _read(self, connection) -> DirectoryRead:
+        directory = self.directory
+        for group_dn in directory.users.member_of:
+            self._require_exists(connection, group_dn)
+        users, entries_read, out_of_scope = self._read_users(connection)
+        groups = self._read_groups(connection)
+        return DirectoryRead(
+            directory=directory.name,
+            users=sorted(users, key=lambda e: normalise_dn(e.dn)),
+            groups=dict(sorted(groups.items())),
+            out_of_scope=sorted(out_of_scope, key=lambda o: normalise_dn(o.dn)),
+            entries_read=entries_read,
+        )
+
+    def user_attributes(self) -> tuple[str, ...]:
+        """Only what the policy needs: the anchor, the account name, the disabled rule, direct groups and
+        every attribute a mapping template names."""
+        schema = self.directory.schema
+        names = {schema.anchor, schema.account_name, schema.disabled.attribute, "memberOf"}
+        names |= set(template_attributes(self.directory.mapping))
+        return tuple(sorted(names, key=str.lower))
+
+    def group_attributes(self) -> tuple[str, ...]:
+        schema = self.directory.schema
+        return tuple(sorted({schema.anchor, schema.group_name, *schema.member}, key=str.lower))
+
+    def _searches(self, bases: tuple[str, ...], ldap_filter: str, scope: str, attributes: tuple[str, ...]):
+        for base in bases:
+            yield base, Search(self.directory.name, base, ldap_filter, scope, attributes)
+
+    def _entries(self, connection, search: Search) -> Iterator[RawEntry]:
+        for raw in paged_search(connection, search, self.directory.page_size, ignore_ad_system_references=self.is_ad):
+            yield complete_ranges(connection, search, raw)
+
+    def _read_users(self, connection) -> tuple[list[DirectoryEntry], int, list[OutOfScope]]:
+        directory = self.directory
+        scope = directory.users
+        server_side = self.is_ad and scope.member_of
+        ldap_filter = in_chain_filter(scope.filter, scope.member_of) if server_side else scope.filter
+        entries: dict[str, DirectoryEntry] = {}
+        read = 0
+        for base, search in self._searches(scope.search_bases, ldap_filter, scope.scope, self.user_attributes()):
+            for raw in self._entries(connection, search):
+                read += 1
+                key = normalise_dn(raw.dn)
+                if key in entries:  # overlapping search bases: the first base listed claims the entry
+                    continue
+                groups = [member_dn(v) for v in lower_keys(raw.attributes).get(MEMBER_OF, ())]
+                entries[key] = make_entry(directory, raw.dn, raw.attributes, base, groups)
+        if not scope.member_of or server_side:
+            return list(entries.values()), read, []
+        return self._client_side_member_of(connection, entries, read)
+
+    def _client_side_member_of(self, connection, entries: dict[str, DirectoryEntry], read: int):
+        """OpenLDAP: walk the member_of groups downwards and keep the users reached."""
+        scope = self.directory.users
+        graph = self._walk_groups(connection, scope.member_of, known_users=set(entries))
+        members: set[str] = set()
+        for group_dn in scope.member_of:
+            members |= graph.all_members(normalise_dn(group_dn))
+        reason = f"not a member of {' or '.join(scope.member_of)} (directly or nested)"
+        kept, dropped = [], []
+        for key, entry in entries.items():
+            if key in members:
+                groups = entry.groups | graph.direct_groups(key)
+                kept.append(entry if groups == entry.groups else _with_groups(entry, groups))
+            else:
+                dropped.append(OutOfScope(self.directory.name, entry.dn, entry.anchor, reason))
+        return kept, read, dropped
+
+    def _walk_groups(self, connection, roots: tuple[str, ...], known_users: set[str]) -> Membership:
+        """Breadth-first over group entries, one base read per group reached; `seen` stops cycles."""
+        schema = self.directory.schema
+        graph = Membership()
+        queue = deque(roots)
+        seen: set[str] = set()
+        member_keys = [name.lower() for name in schema.member]
+        while queue:
+            dn = queue.popleft()
+            key = normalise_dn(dn)
+            if key in seen or key in known_users:
+                continue
+            seen.add(key)
+            raw = self._base_entry(connection, dn, tuple(schema.member), required=dn in roots)
+            if raw is None:  # a member that is neither a known user nor readable: not a group in scope
+                continue
+            attributes = lower_keys(raw.attributes)
+            for name in member_keys:
+                for value in attributes.get(name, ()):
+                    member = member_dn(value)
+                    graph.add(key, member)
+                    if member not in seen and member not in known_users:
+                        queue.append(value.decode("utf-8", "replace") if isinstance(value, bytes) else value)
+        return graph
+
+    def _base_entry(self, connection, dn: str, attributes: tuple[str, ...], required: bool) -> RawEntry | None:
+        from ldap3 import BASE
+        from ldap3.core.exceptions import LDAPException
+
+        text = dn.split("#'")[0] if dn.endswith("'B") else dn  # uniqueMember's optional UID suffix
+        search = Search(self.directory.name, text, "(objectClass=*)", "base", attributes)
+        try:
+            connection.search(text, "(objectClass=*)", search_scope=BASE, attributes=list(attributes))
+        except LDAPException as error:
+            raise search.failure(f"the connection was lost ({error.__class__.__name__}: {error})") from None
+        result = connection.result
+        if result.get("description") == "noSuchObject" and not required:
+            return None
+        if result.get("result") != 0:
+            if required and result.get("description") == "noSuchObject":
+                raise self._missing_group(text)
+            raise search.failure(result_cause(result))
+        for item in connection.response or ():
+            if item.get("type") == "searchResEntry":
+                return complete_ranges(connection, search, RawEntry(item["dn"], item["raw_attributes"]))
+        if required:
+            raise self._missing_group(text)
+        return None
+
+    def _missing_group(self, dn: str) -> DirectoryError:
+        return DirectoryError(
+            f"directory {self.directory.name}: users.member_of names {dn}, which does not exist or the bind account "
+            f"cannot read; fix the DN (nobody would be in scope) or grant read access", self.directory.location
+        )
+
+    def _require_exists(self, connection, dn: str) -> None:
+        self._base_entry(connection, dn, ("1.1",), required=True)
+
+    def _read_groups(self, connection) -> dict[str, DirectoryGroup]:
+        directory = self.directory
+        scope = directory.groups
+        groups: dict[str, DirectoryGroup] = {}
+        member_keys = [name.lower() for name in directory.schema.member]
+        for _base, search in self._searches(scope.search_bases, scope.filter, scope.scope, self.group_attributes()):
+            for raw in self._entries(connection, search):
+                key = normalise_dn(raw.dn)
+                if key in groups:
+                    continue
+                attributes = lower_keys(raw.attributes)
+                members = {member_dn(v) for name in member_keys for v in attributes.get(name, ())}
+                groups[key] = make_group(directory, raw.dn, raw.attributes, members)
+        return groups
+
+
+def _with_groups(entry: DirectoryEntry, groups: frozenset[str]) -> DirectoryEntry:
+    from dataclasses import replace
+
+    return replace(entry, groups=groups)

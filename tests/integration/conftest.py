@@ -1,0 +1,68 @@
+"""Session-wide real directory servers: a Samba AD DC and an OpenLDAP slapd.
+
+Each is started once per test session, seeded with `tests.servers.population`,
+and stopped by its own pid at the end. The start time is printed in the
+terminal summary. Tests that change entries must undo their change (or use
+names no other test reads): the servers are shared.
+"""
+from __future__ import annotations
+
+
+import pytest
+
+from tests.servers.samba import SambaDC
+from tests.servers.slapd import Slapd
+from tests.servers.tls import make_tls
+
+_started: dict[str, float] = {}
+
+
+@pytest.fixture(scope="session")
+def test_tls(tmp_path_factory):
+    return make_tls(tmp_path_factory.mktemp("tls"))
+
+
+def _start(server, name: str):
+    try:
+        server.start()
+    except BaseException:
+        server.stop()
+        raise
+    _started[name] = server.started_in
+    return server
+
+
+@pytest.fixture(scope="session")
+def samba_dc(tmp_path_factory, test_tls):
+    server = SambaDC(tmp_path_factory.mktemp("samba"), test_tls)
+    yield _start(server, "Samba AD DC")
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def slapd_server(tmp_path_factory, test_tls):
+    server = Slapd(tmp_path_factory.mktemp("slapd"), test_tls)
+    yield _start(server, "slapd")
+    server.stop()
+
+
+@pytest.fixture(params=["samba", "slapd"])
+def live_server(request):
+    """Each test using it runs against both servers."""
+    return request.getfixturevalue("samba_dc" if request.param == "samba" else "slapd_server")
+
+
+@pytest.fixture
+def bind_password(monkeypatch):
+    """Sets the bind password variable the policies reference; yields a function for other servers' envs."""
+    def set_for(server):
+        for key, value in server.bind_env().items():
+            monkeypatch.setenv(key, value)
+    return set_for
+
+
+def pytest_terminal_summary(terminalreporter):
+    for name, seconds in _started.items():
+        terminalreporter.write_line(f"{name} started and seeded in {seconds:.1f}s")
+
+
