@@ -252,11 +252,21 @@ class SqlStore:
         self._lock_token = token
         try:
             yield info
-        finally:
-            self._lock_token = None
-            with self._transaction(write=True) as tx:
-                assert tx is not None
-                tx.execute("DELETE FROM apply_lock WHERE name = 'apply' AND token = ?", (token,))
+        except BaseException:
+            try:
+                self._release(token)
+            except ReconcilerError:
+                pass  # the block's own error says more; the lock expires after its TTL
+            raise
+        else:
+            self._release(token)
+
+    def _release(self, token: str) -> None:
+        self._lock_token = None
+        with self._transaction(write=True) as tx:
+            assert tx is not None
+            # by token: if this lock expired and was taken over, the successor's stays
+            tx.execute("DELETE FROM apply_lock WHERE name = 'apply' AND token = ?", (token,))
 
     def _acquire(self, holder: str) -> tuple[LockInfo, str]:
         token = uuid.uuid4().hex
@@ -284,7 +294,10 @@ class SqlStore:
 
     @staticmethod
     def _expiry(since: str, ttl: int) -> datetime:
-        return datetime.fromisoformat(since.replace("Z", "+00:00")) + timedelta(seconds=int(ttl))
+        try:
+            return datetime.fromisoformat(since.replace("Z", "+00:00")) + timedelta(seconds=int(ttl))
+        except (ValueError, TypeError):  # a hand-edited row: treat as expired rather than lock everyone out
+            return datetime.min.replace(tzinfo=timezone.utc)
 
     @staticmethod
     def _held_message(holder: str, since: str, expires: datetime) -> str:
@@ -317,10 +330,10 @@ class SqlStore:
                 _ChangeWriter(tx, iso(self.clock()), self.where).apply_all(changes)
                 return self._insert_history(tx, self._finished(record, "applied"))
         except Refused as error:
-            self._record_attempt(self._finished(record, f"refused: {error}"))
+            self._record_attempt(self._finished(record, f"refused: {error.message}"))
             raise
         except ReconcilerError as error:
-            self._record_attempt(self._finished(record, f"failed: {error}"))
+            self._record_attempt(self._finished(record, f"failed: {error.message}"))
             raise
 
     def record(self, record: ApplyRecord) -> ApplyRecord:
