@@ -1,0 +1,169 @@
+"""Raw attribute values -> `DirectoryEntry`, the same way for every source.
+
+The LDIF source hands over parsed LDIF values, the live sources ldap3's raw
+bytes; both meet here so an entry read from a snapshot and the same entry read
+from the server produce identical `DirectoryEntry` values (same anchor text,
+same disabled verdict, same attribute selection).
+"""
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+from typing import Iterable, Mapping, Sequence
+
+from ..errors import DirectoryError
+from ..model import DirectoryEntry, DirectoryGroup
+from ..policy.model import Directory, DisabledRule, Mapping as PolicyMapping
+
+Value = str | bytes
+RawAttributes = Mapping[str, Sequence[Value]]
+
+# Attributes holding a 16-byte GUID in AD's mixed-endian layout.
+GUID_ATTRIBUTES = frozenset({"objectguid", "ms-ds-consistencyguid", "msexchmailboxguid"})
+
+_GUID_TEXT = re.compile(r"^\{?([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})\}?$")
+
+
+def lower_keys(attributes: RawAttributes) -> dict[str, Sequence[Value]]:
+    """Attribute names are case-insensitive: one spelling, lower case, values of every spelling merged."""
+    merged: dict[str, list[Value]] = {}
+    for name, values in attributes.items():
+        merged.setdefault(name.lower(), []).extend(values if isinstance(values, (list, tuple)) else [values])
+    return merged
+
+
+def guid_text(data: bytes) -> str:
+    """AD's text form of a binary GUID: first three fields little-endian, no braces (as ldap3's format_uuid_le)."""
+    return str(uuid.UUID(bytes_le=data))
+
+
+def value_text(attribute: str, value: Value) -> str:
+    """A value as text: GUIDs in their canonical form, UTF-8 text decoded, other binary as base64."""
+    if isinstance(value, str):
+        return value
+    if attribute.lower() in GUID_ATTRIBUTES and len(value) == 16:
+        return guid_text(value)
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return base64.b64encode(value).decode("ascii")
+
+
+def anchor_text(directory: str, dn: str, attribute: str, values: Sequence[Value]) -> str:
+    """The anchor that ties an entry to its store user across renames and moves.
+
+    Raises DirectoryError naming the entry when it has none: without an anchor a
+    rename would read as one person leaving and another arriving.
+    """
+    if not values:
+        raise DirectoryError(
+            f"directory {directory}: entry {dn} has no {attribute} (the anchor attribute); "
+            f"export it with the entry or set schema.anchor to an attribute every user has"
+        )
+    if len(values) > 1:
+        raise DirectoryError(f"directory {directory}: entry {dn} has {len(values)} values of the anchor attribute {attribute}; an anchor must be single-valued")
+    value = values[0]
+    if attribute.lower() in GUID_ATTRIBUTES:
+        if isinstance(value, bytes) and len(value) == 16:
+            return guid_text(value)
+        text = value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
+        match = _GUID_TEXT.match(text.strip())
+        if not match:
+            raise DirectoryError(f"directory {directory}: entry {dn} has an invalid {attribute} (expected 16 bytes or a GUID string)")
+        return match.group(1).lower()
+    text = value_text(attribute, value).strip()
+    if not text:
+        raise DirectoryError(f"directory {directory}: entry {dn} has an empty {attribute} (the anchor attribute)")
+    return text
+
+
+def is_disabled(rule: DisabledRule, values: Sequence[Value]) -> bool:
+    """Whether the account is disabled by `rule`: a bit flag (AD userAccountControl),
+    a value (nsAccountLock: TRUE), or the attribute's mere presence (pwdAccountLockedTime)."""
+    texts = [value_text(rule.attribute, v).strip() for v in values]
+    if rule.flag is not None:
+        return any(_flag_set(text, rule.flag) for text in texts)
+    if rule.equals is not None:
+        wanted = rule.equals.casefold()
+        return any(text.casefold() == wanted for text in texts)
+    return any(texts)
+
+
+def _flag_set(text: str, flag: int) -> bool:
+    try:
+        return int(text) & flag == flag
+    except ValueError:
+        return False
+
+
+def template_attributes(mapping: PolicyMapping) -> frozenset[str]:
+    """Every attribute a directory's mapping templates name, lower-cased."""
+    templates = [*mapping.email, mapping.display_name, *(template for _, template in mapping.attributes)]
+    return frozenset(name.lower() for template in templates for name in template.attributes)
+
+
+def select_attributes(attributes: Mapping[str, Sequence[Value]], needed: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """Only the needed attributes (keys of `attributes` already lower-cased), values as text; sorted keys."""
+    selected: dict[str, tuple[str, ...]] = {}
+    for name in sorted({n.lower() for n in needed}):
+        values = attributes.get(name)
+        if values:
+            selected[name] = tuple(value_text(name, v) for v in values)
+    return selected
+
+
+def make_entry(
+    directory: Directory,
+    dn: str,
+    attributes: RawAttributes,
+    search_base: str,
+    groups: Iterable[str] = (),
+    needed: Iterable[str] | None = None,
+) -> DirectoryEntry:
+    """One user entry as every source hands it on.
+
+    `search_base` is the policy's base as written; `groups` the normalised DNs of
+    the groups the entry is a direct member of; `needed` defaults to the
+    attributes the directory's mapping names.
+    """
+    lowered = lower_keys(attributes)
+    schema = directory.schema
+    account_values = lowered.get(schema.account_name.lower(), ())
+    return DirectoryEntry(
+        directory=directory.name,
+        dn=dn,
+        anchor=anchor_text(directory.name, dn, schema.anchor, lowered.get(schema.anchor.lower(), ())),
+        account_name=value_text(schema.account_name, account_values[0]) if account_values else None,
+        attributes=select_attributes(lowered, template_attributes(directory.mapping) if needed is None else needed),
+        disabled=is_disabled(schema.disabled, lowered.get(schema.disabled.attribute.lower(), ())),
+        search_base=search_base,
+        groups=frozenset(groups),
+    )
+
+
+def make_group(directory: Directory, dn: str, attributes: RawAttributes, members: Iterable[str]) -> DirectoryGroup:
+    """One group of the groups scope; `members` are normalised DNs of its direct members.
+
+    The name falls back to the first RDN value when the group-name attribute is missing.
+    """
+    lowered = lower_keys(attributes)
+    schema = directory.schema
+    names = lowered.get(schema.group_name.lower(), ())
+    name = value_text(schema.group_name, names[0]) if names else _first_rdn_value(dn)
+    return DirectoryGroup(
+        directory=directory.name,
+        dn=dn,
+        anchor=anchor_text(directory.name, dn, schema.anchor, lowered.get(schema.anchor.lower(), ())),
+        name=name,
+        members=frozenset(members),
+    )
+
+
+def _first_rdn_value(dn: str) -> str:
+    from ldap3.utils.dn import parse_dn
+
+    try:
+        return parse_dn(dn, escape=False, strip=True)[0][1]
+    except Exception:
+        return dn
