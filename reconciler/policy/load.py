@@ -181,8 +181,9 @@ class Locator:
         try:
             if isinstance(container, dict) and last in container:
                 value = container[last]
-                # A nested mapping or list is best pointed at by its key.
-                if want_key or isinstance(value, (dict, list)):
+                # A nested mapping or list is best pointed at by its key; so is an
+                # empty value, whose recorded position is the next token's.
+                if want_key or value is None or isinstance(value, (dict, list)):
                     return container.lc.key(last)
                 return container.lc.value(last)
             if isinstance(container, list) and isinstance(last, int) and 0 <= last < len(container):
