@@ -1,0 +1,223 @@
+"""Paged reads and ranged retrieval fail closed.
+
+A fake connection stands in for the server where the real ones cannot produce
+the case: Samba returns every `member` value at once (no `;range=`), and
+result codes like busy or a referral in the middle of a read are hard to
+provoke on demand. The fake follows the protocol rules the reader relies on:
+paged-results cookies, and AD's MaxValRange ranges.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from ldap3.core.exceptions import LDAPSocketReceiveError
+
+from reconciler.directory.live_source import LiveSource, in_chain_filter
+from reconciler.directory.paged import PAGED_RESULTS_OID, RawEntry, Search, complete_ranges, paged_search
+from reconciler.errors import DirectoryError
+from reconciler.model import normalise_dn
+from reconciler.policy.model import GroupScope, UserScope
+from tests.factories import directory as make_directory
+
+SUCCESS = {"result": 0, "description": "success", "message": ""}
+
+
+class FakeAD:
+    """An in-memory directory speaking just enough LDAP: paging by cookie and AD-style value ranges."""
+
+    def __init__(self, entries: dict[str, dict[str, list[bytes]]], max_range: int = 1500):
+        self.entries = entries
+        self.max_range = max_range
+        self.calls: list[dict] = []
+        self.failures: dict[int, dict | Exception] = {}  # call number (1-based) -> result or exception
+        self.references: list[str] = []  # continuation references returned with the first page
+        self.result: dict = {}
+        self.response: list | None = None
+
+    def search(self, base, search_filter, search_scope=None, attributes=None, paged_size=None, paged_cookie=None,
+               paged_criticality=False, time_limit=0, size_limit=0):
+        self.calls.append({"base": base, "filter": search_filter, "attributes": attributes, "cookie": paged_cookie,
+                           "paged_size": paged_size})
+        failure = self.failures.get(len(self.calls))
+        if isinstance(failure, Exception):
+            raise failure
+        if failure is not None:
+            self.result, self.response = failure, []
+            return False
+        if paged_size is None:  # a base read, as ranged retrieval does
+            return self._base(base, attributes or [])
+        dns = sorted(dn for dn in self.entries if dn.lower().endswith(base.lower()))
+        start = int(paged_cookie or b"0")
+        page = dns[start:start + paged_size]
+        self.response = [self._entry(dn, attributes or []) for dn in page]
+        if start == 0:
+            self.response += [{"type": "searchResRef", "uri": [uri]} for uri in self.references]
+        cookie = str(start + paged_size).encode() if start + paged_size < len(dns) else b""
+        self.result = dict(SUCCESS, controls={PAGED_RESULTS_OID: {"value": {"size": 0, "cookie": cookie}}})
+        return True
+
+    def _base(self, dn, attributes):
+        self.result = dict(SUCCESS)
+        self.response = [self._entry(dn, attributes)]
+        return True
+
+    def _entry(self, dn, attributes):
+        raw = {}
+        stored = {k.lower(): v for k, v in self.entries[dn].items()}
+        for wanted in attributes:
+            name, _, option = wanted.partition(";range=")
+            values = stored.get(name.lower())
+            if values is None:
+                continue
+            start = int(option.split("-")[0]) if option else 0
+            if len(values) <= self.max_range and not option:
+                raw[name] = values
+                continue
+            chunk = values[start:start + self.max_range]
+            last = start + len(chunk) >= len(values)
+            raw[f"{name};range={start}-{'*' if last else start + len(chunk) - 1}"] = chunk
+        return {"type": "searchResEntry", "dn": dn, "raw_attributes": raw}
+
+    def unbind(self):
+        pass
+
+
+def people(n: int) -> dict[str, dict[str, list[bytes]]]:
+    return {f"CN=User {i:04d},OU=People,DC=corp,DC=example,DC=com": {
+        "objectGUID": [i.to_bytes(16, "little")], "sAMAccountName": [f"user{i:04d}".encode()],
+        "mail": [f"user{i:04d}@corp.example.com".encode()], "userAccountControl": [b"512"]} for i in range(n)}
+
+
+SEARCH = Search("corp", "OU=People,DC=corp,DC=example,DC=com", "(objectClass=user)", "subtree", ("mail",))
+
+
+def test_every_page_is_read_following_the_cookie():
+    server = FakeAD(people(25))
+    entries = list(paged_search(server, SEARCH, page_size=10))
+    assert len(entries) == 25
+    assert len({e.dn for e in entries}) == 25
+    assert [c["cookie"] for c in server.calls] == [None, b"10", b"20"]
+
+
+@pytest.mark.parametrize("code, description", [
+    (3, "timeLimitExceeded"), (4, "sizeLimitExceeded"), (11, "adminLimitExceeded"), (51, "busy"), (52, "unavailable"),
+    (10, "referral"),
+])
+def test_a_non_success_result_on_any_page_aborts_with_directory_base_filter_and_cause(code, description):
+    server = FakeAD(people(25))
+    server.failures[2] = {"result": code, "description": description, "message": "", "referrals": None}
+    with pytest.raises(DirectoryError) as raised:
+        list(paged_search(server, SEARCH, page_size=10))
+    message = str(raised.value)
+    assert "directory corp" in message
+    assert "OU=People,DC=corp,DC=example,DC=com" in message
+    assert "(objectClass=user)" in message
+    assert description in message
+    assert "\n" not in message
+
+
+def test_a_connection_lost_between_pages_aborts():
+    server = FakeAD(people(25))
+    server.failures[3] = LDAPSocketReceiveError("error receiving data: [Errno 104] Connection reset by peer")
+    with pytest.raises(DirectoryError, match="connection was lost after 2 page"):
+        list(paged_search(server, SEARCH, page_size=10))
+
+
+def test_a_continuation_reference_is_not_silently_skipped():
+    server = FakeAD(people(3))
+    server.references = ["ldap://emea.corp.example.com/OU=EMEA,OU=People,DC=corp,DC=example,DC=com"]
+    with pytest.raises(DirectoryError, match="referred part of the tree elsewhere .*emea.corp.example.com"):
+        list(paged_search(server, SEARCH, page_size=10, ignore_ad_system_references=True))
+
+
+def test_ad_references_to_its_configuration_and_dns_partitions_are_skipped():
+    server = FakeAD(people(3))
+    server.references = ["ldap://corp.example.com/CN=Configuration,DC=corp,DC=example,DC=com",
+                         "ldap://DomainDnsZones.corp.example.com/DC=DomainDnsZones,DC=corp,DC=example,DC=com"]
+    assert len(list(paged_search(server, SEARCH, page_size=10, ignore_ad_system_references=True))) == 3
+
+
+GROUP_DN = "CN=Everyone Big,OU=Groups,DC=corp,DC=example,DC=com"
+
+
+def big_group(members: int) -> dict[str, dict[str, list[bytes]]]:
+    return {GROUP_DN: {"objectGUID": [b"\x01" * 16], "cn": [b"Everyone Big"],
+                       "member": [f"CN=User {i:04d},OU=People,DC=corp,DC=example,DC=com".encode()
+                                  for i in range(members)]}}
+
+
+def test_ranges_are_followed_to_the_last_one():
+    server = FakeAD(big_group(3200))
+    first = server._entry(GROUP_DN, ["member"])
+    assert set(first["raw_attributes"]) == {"member;range=0-1499"}  # what AD sends with the entry
+    entry = complete_ranges(server, SEARCH, RawEntry(GROUP_DN, first["raw_attributes"]))
+    assert len(entry.attributes["member"]) == 3200
+    assert len(set(entry.attributes["member"])) == 3200
+    assert [c["attributes"] for c in server.calls] == [["member;range=1500-*"], ["member;range=3000-*"]]
+
+
+def test_a_range_the_server_does_not_return_aborts():
+    server = FakeAD(big_group(3200))
+    first = server._entry(GROUP_DN, ["member"])
+    server._base = lambda dn, attributes: (setattr(server, "result", dict(SUCCESS)) or
+                                           setattr(server, "response", [{"type": "searchResEntry", "dn": dn,
+                                                                         "raw_attributes": {}}]) or True)
+    with pytest.raises(DirectoryError, match=r"member;range=1500-\* of CN=Everyone Big.* was not returned"):
+        complete_ranges(server, SEARCH, RawEntry(GROUP_DN, first["raw_attributes"]))
+
+
+def _live_directory():
+    return make_directory(kind="active-directory", urls=("ldaps://dc1.corp.example.com",),
+                          users=UserScope(search_bases=("OU=People,DC=corp,DC=example,DC=com",), filter="(objectClass=user)"),
+                          groups=GroupScope())
+
+
+def test_a_large_group_keeps_all_its_members_through_the_live_source():
+    server = FakeAD({**people(3200), **big_group(3200)})
+    directory = replace(_live_directory(), groups=GroupScope(search_bases=("OU=Groups,DC=corp,DC=example,DC=com",)))
+    read = LiveSource(directory, connection_factory=lambda d: (server, None)).read()
+    (group,) = read.groups.values()
+    assert len(group.members) == 3200
+    assert group.members == {normalise_dn(u.dn) for u in read.users}
+
+
+def test_the_live_source_reads_compact_entries_with_text_anchors_and_only_needed_attributes():
+    entries = people(12)
+    for attributes in entries.values():
+        attributes["thumbnailPhoto"] = [b"\xff" * 5000]  # not named by the policy: must not be asked for or kept
+    server = FakeAD(entries)
+    read = LiveSource(_live_directory(), connection_factory=lambda d: (server, None)).read()
+    assert read.entries_read == 12
+    assert [u.account_name for u in read.users] == [f"user{i:04d}" for i in range(12)]
+    first = read.users[0]
+    assert first.anchor == "00000000-0000-0000-0000-000000000000"
+    assert read.users[1].anchor == "00000001-0000-0000-0000-000000000000"  # little-endian first field, as AD shows it
+    assert set(first.attributes) <= {"mail", "displayname", "samaccountname", "department"}
+    assert all("thumbnailPhoto" not in (c["attributes"] or []) for c in server.calls)
+    assert [c["paged_size"] for c in server.calls] == [1000]  # one page of the policy's size; no groups scope
+
+
+def test_a_reader_without_ranged_retrieval_would_lose_every_member():
+    """What the naive reading of the entry gives: no `member` at all, and only 1500 values under the ranged name."""
+    server = FakeAD(big_group(3200))
+    raw = server._entry(GROUP_DN, ["member"])["raw_attributes"]
+    naive_members = raw.get("member", [])
+    assert naive_members == []
+    assert sum(len(v) for v in raw.values()) == 1500  # even counting the ranged key, 1700 are missing
+
+
+def test_group_dns_in_the_in_chain_filter_are_escaped():
+    special = "CN=R&D (Europe) *,OU=Groups,DC=corp,DC=example,DC=com"
+    text = in_chain_filter("(objectClass=user)", (special,))
+    assert text == ("(&(objectClass=user)(memberOf:1.2.840.113556.1.4.1941:="
+                    "CN=R&D \\28Europe\\29 \\2a,OU=Groups,DC=corp,DC=example,DC=com))")
+    from ldap3.operation.search import parse_filter
+
+    parse_filter(text, None, auto_escape=False, auto_encode=False, validator=None, check_names=False)  # well formed
+
+
+def test_several_member_of_groups_are_alternatives():
+    text = in_chain_filter("objectClass=user", ("CN=A,DC=x", "CN=B,DC=x"))
+    assert text == ("(&(objectClass=user)(|(memberOf:1.2.840.113556.1.4.1941:=CN=A,DC=x)"
+                    "(memberOf:1.2.840.113556.1.4.1941:=CN=B,DC=x)))")
