@@ -88,11 +88,25 @@ def parse_document(file: str, raw: bytes) -> Document:
     return Document(file, raw, data, tuple(problems))
 
 
+# The fix for the parser messages people meet most often.
+SYNTAX_HINTS = {
+    "mapping values are not allowed here": "quote a value that contains ': '",
+    "that cannot start any token": "indent with spaces, not tabs",
+    "found unexpected end of stream": "a quote is probably not closed",
+    "expected ',' or ']'": "a '[' is probably not closed",
+    "expected ',' or '}'": "a '{' is probably not closed",
+    "found undefined alias": "define the &anchor before using *alias",
+}
+
+
 def _syntax_problem(file: str, error: MarkedYAMLError) -> Problem:
     mark = error.problem_mark or error.context_mark
     message = f"invalid YAML: {error.problem or error.context}"
     if error.context and error.problem and error.context_mark is not None:
         message += f" ({error.context} at line {error.context_mark.line + 1}, column {error.context_mark.column + 1})"
+    hints = [hint for needle, hint in SYNTAX_HINTS.items() if needle in message]
+    if hints:
+        message += f"; {hints[0]}"
     location = Location(file, mark.line + 1, mark.column + 1) if mark is not None else Location(file, 1, 1)
     return Problem(location, "", message)
 

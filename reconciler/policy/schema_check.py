@@ -27,6 +27,9 @@ TYPE_NAMES = {
     "null": "null",
 }
 
+# YAML 1.1 booleans that YAML 1.2 (ruamel's default) reads as strings.
+YAML11_BOOLEANS = {"yes", "no", "on", "off", "y", "n"}
+
 
 def describe_type(value: Any) -> str:
     if value is None:
@@ -132,7 +135,10 @@ def _message(error: ValidationError, custom: str | None) -> str:
     if kind == "type":
         names = [expected] if isinstance(expected, str) else list(expected)
         wanted = " or ".join(TYPE_NAMES.get(name, name) for name in names)
-        return f"expected {wanted}, got {describe_type(instance)}"
+        message = f"expected {wanted}, got {describe_type(instance)}"
+        if "boolean" in names and isinstance(instance, str) and instance.lower() in YAML11_BOOLEANS:
+            message += f" (YAML 1.2 reads {instance} as text; write true or false)"
+        return message
     if kind == "enum":
         choices = [str(choice) for choice in expected]
         message = f"must be one of {', '.join(choices)}"

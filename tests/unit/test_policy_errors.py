@@ -22,7 +22,7 @@ CASES = {
     ],
     "bad_yaml": [
         "7:1: invalid YAML: expected ',' or '}', but got '<scalar>' "
-        "(while parsing a flow mapping at line 6, column 12)",
+        "(while parsing a flow mapping at line 6, column 12); a '{' is probably not closed",
     ],
     "wrong_type": [
         "6:16: expected a whole number, got a string (directories.corp.page_size)",
@@ -75,7 +75,8 @@ CASES = {
     "several": [
         "1:10: version must be 1 (the only policy format so far) (version)",
         "5:5: path is only for kind ldif; a live directory is read from urls (directories.corp.path)",
-        "7:76: expected true or false, got a string (directories.corp.users.include_disabled)",
+        "7:76: expected true or false, got a string (YAML 1.2 reads no as text; write true or false) "
+        "(directories.corp.users.include_disabled)",
         "8:19: mode group-teams makes teams from directory groups, but no directory reads groups; "
         "add groups.search_bases to a directory (placement.mode)",
         "9:32: 'remove' is not allowed; must be one of deactivate, delete, keep (lifecycle.when_out_of_scope)",
@@ -241,6 +242,22 @@ def test_directory_name_must_be_a_short_name(tmp_path):
         "3:3: 'Corp EU' is not a valid name: a directory name starts with a lower-case letter and has only "
         "lower-case letters, digits, '_' and '-' (directories.Corp EU)"
     ]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("version: 1\ndirectories:\n\tcorp: {}\n",
+         "3:1: invalid YAML: found character '\\t' that cannot start any token; indent with spaces, not tabs"),
+        ("version: 1\nstore: {kind: sql, url: 'postgresql://db}\n",
+         "3:1: invalid YAML: found unexpected end of stream (while scanning a quoted scalar at line 2, column 25); "
+         "a quote is probably not closed"),
+        ("version: 1\nplacement:\n  root: Sales: EMEA\n",
+         "3:14: invalid YAML: mapping values are not allowed here; quote a value that contains ': '"),
+    ],
+)
+def test_yaml_syntax_errors_say_how_to_fix_them(tmp_path, text, expected):
+    assert problems(tmp_path, text) == [expected]
 
 
 def test_missing_top_level_keys(tmp_path):
