@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from ..errors import ExitCode, ReconcilerError
@@ -21,19 +20,27 @@ app = typer.Typer(
 from . import commands, inspect  # noqa: E402,F401  (registers the commands)
 
 
+# Typer >= 0.25 carries its own copy of Click; its usage error is the base class of
+# typer.BadParameter either way, so find it there rather than importing click.
+UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
 def main(argv: list[str] | None = None) -> None:
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="reconciler", standalone_mode=False)
-    except click.exceptions.UsageError as error:
+    except UsageError as error:
+        if type(error).__name__ == "NoArgsIsHelpError":  # bare `reconciler`: the help is the answer
+            print(error.format_message())
+            sys.exit(ExitCode.OK)
         # Click exits 2 on usage errors, which CI would read as "changes pending"
         where = error.ctx.command_path if error.ctx else "reconciler"
         print(f"usage error: {error.format_message()} (see '{where} --help')", file=sys.stderr)
         sys.exit(ExitCode.USAGE)
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("aborted", file=sys.stderr)
         sys.exit(ExitCode.ERROR)
-    except click.exceptions.Exit as done:
+    except typer.Exit as done:
         sys.exit(done.exit_code)
     except ReconcilerError as error:
         print(str(error), file=sys.stderr)

@@ -84,11 +84,13 @@ def apply(
     auto_approve: bool = typer.Option(False, "--auto-approve", help="Do not ask for confirmation."),
     force: bool = typer.Option(False, "--force", help="Apply over a safety limit (needs --reason)."),
     reason: Optional[str] = typer.Option(None, "--reason", help="Why the safety limit is overridden; recorded in the history."),
+    expect_digest: Optional[str] = typer.Option(None, "--expect-digest", help="Refuse unless the fresh plan has this digest (the one reviewed in the pull request)."),
 ) -> None:
     """Apply a fresh plan (asks on a terminal unless --auto-approve) or a saved one."""
     from ..apply import apply_plan, check_saved_plan
     from ..pipeline import plan_policy
-    from ..plan.document import loads
+    from ..errors import StalePlan
+    from ..plan.document import loads, plan_digest
     from ..render import renderer
     from ..store import open_store
 
@@ -98,6 +100,8 @@ def apply(
         raise typer.BadParameter("--reason only goes with --force", param_hint="--reason")
     if plan_file is None and policy is None:
         raise typer.BadParameter("give a POLICY to plan and apply, or --plan PLAN.json", param_hint="POLICY")
+    if plan_file is not None and expect_digest is not None:
+        raise typer.BadParameter("--expect-digest goes with POLICY; a saved plan carries its own digest", param_hint="--expect-digest")
     if plan_file is not None:
         saved = loads(_read(plan_file), str(plan_file))
         loaded = load(policy if policy is not None else Path(saved.policy_path))
@@ -107,6 +111,9 @@ def apply(
         loaded = load(policy)  # type: ignore[arg-type]
         the_plan = plan_policy(loaded).plan
         typer.echo(renderer("text", color=_stdout_is_terminal()).render(the_plan), nl=False)
+        if expect_digest is not None and plan_digest(the_plan) != expect_digest.strip():
+            raise StalePlan(f"refused, nothing changed: the plan now has digest {plan_digest(the_plan)}, not the reviewed "
+                            f"{expect_digest.strip()}; the directories or the store changed since the review: plan again and review")
         if the_plan.empty:
             pass
         elif not auto_approve:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-PolicyArg = typer.Argument(..., help="The sync policy (YAML).", show_default=False)
+PolicyArg = typer.Argument(..., help="The sync policy (YAML).", show_default=False, metavar="POLICY")
 
 
 def load(path: Path):

@@ -11,6 +11,7 @@ import re
 from collections import defaultdict
 
 from ..model import Change, Plan
+from ..plan.document import plan_digest
 from . import describe_fields
 
 GITHUB_COMMENT_LIMIT = 65_536
@@ -67,6 +68,8 @@ class MarkdownRenderer:
         lines += ["", "| directory | read | in scope | imported | ignored | disabled |", "|---|---:|---:|---:|---:|---:|"]
         for name, c in plan.directories.items():
             lines.append(f"| {escape(name)} | {c['read']} | {c['in_scope']} | {c['imported']} | {c['ignored']} | {c['disabled']} |")
+        # the apply-after-merge workflow finds this line to refuse anything but the reviewed plan
+        lines += ["", f"plan digest: {plan_digest(plan)}"]
         return "\n".join(lines) + "\n"
 
     @staticmethod

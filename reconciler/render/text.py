@@ -8,6 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..model import Plan
+from ..plan.document import plan_digest
 from . import describe_fields
 
 SIGNS = {
@@ -58,4 +59,5 @@ class TextRenderer:
         console.print()
         summary = ", ".join(f"{n} {name.replace('.', ' ')}" for name, n in plan.summary.items()) or "nothing to do"
         console.print(f"[bold]Summary:[/] {summary}.")
+        console.print(f"[dim]plan digest: {plan_digest(plan)}[/]")
         return buffer.getvalue()
