@@ -1,0 +1,126 @@
+"""`kind: ldif`: a directory read from an LDIF snapshot instead of a server.
+
+The snapshot is loaded into ldap3's offline mock (`filters.SnapshotSearch`) and
+searched with the policy's own bases, scope and filter, so `reconciler plan`
+against a snapshot selects what it would select against the server. Unlike a
+live read, every entry is at hand, so users dropped by `member_of` are reported
+in `out_of_scope` with the reason.
+
+A snapshot that does not hold a search base or a member_of group is an error,
+not an empty result: a typo must never read as "everyone left".
+"""
+from __future__ import annotations
+
+from ..errors import DirectoryError
+from ..model import DirectoryEntry, DirectoryGroup, DirectoryRead, OutOfScope, normalise_dn
+from ..policy.model import Directory
+from .entries import make_entry, make_group
+from .filters import InvalidFilter, SnapshotSearch
+from .ldif import Value, read_ldif
+
+
+class LdifSource:
+    """Reads one LDIF snapshot completely, or raises DirectoryError."""
+
+    def __init__(self, directory: Directory):
+        self.directory = directory
+
+    def read(self) -> DirectoryRead:
+        directory = self.directory
+        if not directory.path:
+            raise DirectoryError(f"directory {directory.name}: kind ldif needs 'path' (the snapshot file)")
+        snapshot = self._load(directory.path)
+        for base in (*directory.users.search_bases, *directory.groups.search_bases):
+            if not snapshot.search.contains(base):
+                raise DirectoryError(
+                    f"directory {directory.name}: search base {base} is not in the snapshot {directory.path}; "
+                    f"check its spelling (a missing base would read as everyone having left)"
+                )
+        for group in directory.users.member_of:
+            if not snapshot.search.contains(group):
+                raise DirectoryError(
+                    f"directory {directory.name}: member_of group {group} is not in the snapshot {directory.path}; "
+                    f"check its spelling (a missing group would put everyone out of scope)"
+                )
+        users, out_of_scope, entries_read = self._users(snapshot)
+        return DirectoryRead(
+            directory=directory.name,
+            users=users,
+            groups=self._groups(snapshot),
+            out_of_scope=out_of_scope,
+            entries_read=entries_read,
+        )
+
+    def _load(self, path: str) -> "_Snapshot":
+        schema = self.directory.schema
+        snapshot = _Snapshot(SnapshotSearch(self.directory.flavour, schema.member))
+        for record in read_ldif(path, binary_attributes=[schema.anchor] if schema.anchor.lower() == "objectguid" else []):
+            key = normalise_dn(record.dn)
+            if not snapshot.search.add(record.dn, record.attributes):
+                first = snapshot.records[key][2]
+                raise DirectoryError(f"{path}:{record.line}: entry {record.dn} appears twice (first at line {first})")
+            snapshot.records[key] = (record.dn, record.attributes, record.line)
+        return snapshot
+
+    def _search(self, snapshot: "_Snapshot", base: str, what: str, ldap_filter: str, scope) -> list[str]:
+        try:
+            return snapshot.search.search(base, ldap_filter, scope)
+        except InvalidFilter as error:
+            raise DirectoryError(f"directory {self.directory.name}: {what} filter {ldap_filter!r} cannot be evaluated: {error}") from None
+
+    def _users(self, snapshot: "_Snapshot") -> tuple[list[DirectoryEntry], list[OutOfScope], int]:
+        directory = self.directory
+        scope = directory.users
+        membership = snapshot.search.membership
+        wanted_groups = [normalise_dn(group) for group in scope.member_of]
+        reason = f"not a member of {' or '.join(scope.member_of)} (directly or through nested groups)"
+        users: dict[str, DirectoryEntry] = {}
+        dropped: dict[str, OutOfScope] = {}
+        for base in scope.search_bases:
+            for dn in self._search(snapshot, base, "users", scope.filter, scope.scope):
+                key = normalise_dn(dn)
+                if key in users or key in dropped:  # overlapping bases: the first base listed claims the entry
+                    continue
+                entry = snapshot.entry(directory, key, base, membership.direct_groups(key))
+                if wanted_groups and not any(membership.is_member(key, group) for group in wanted_groups):
+                    dropped[key] = OutOfScope(directory.name, entry.dn, entry.anchor, reason)
+                else:
+                    users[key] = entry
+        return (
+            [users[key] for key in sorted(users)],
+            [dropped[key] for key in sorted(dropped)],
+            len(users) + len(dropped),
+        )
+
+    def _groups(self, snapshot: "_Snapshot") -> dict[str, DirectoryGroup]:
+        scope = self.directory.groups
+        membership = snapshot.search.membership
+        groups: dict[str, DirectoryGroup] = {}
+        for base in scope.search_bases:
+            for dn in self._search(snapshot, base, "groups", scope.filter, scope.scope):
+                key = normalise_dn(dn)
+                if key not in groups:
+                    groups[key] = snapshot.group(self.directory, key, membership.direct_members(key))
+        return dict(sorted(groups.items()))
+
+
+class _Snapshot:
+    """The loaded snapshot: the searchable DIT and each entry's parsed attributes and line."""
+
+    def __init__(self, search: SnapshotSearch):
+        self.search = search
+        self.records: dict[str, tuple[str, dict[str, list[Value]], int]] = {}  # normalised DN -> (dn, attributes, line)
+
+    def entry(self, directory: Directory, key: str, base: str, groups) -> DirectoryEntry:
+        dn, attributes, line = self.records[key]
+        try:
+            return make_entry(directory, dn, attributes, base, groups)
+        except DirectoryError as error:  # point at the entry in the file
+            raise DirectoryError(f"{directory.path}:{line}: {error.message}") from None
+
+    def group(self, directory: Directory, key: str, members) -> DirectoryGroup:
+        dn, attributes, line = self.records[key]
+        try:
+            return make_group(directory, dn, attributes, members)
+        except DirectoryError as error:
+            raise DirectoryError(f"{directory.path}:{line}: {error.message}") from None
