@@ -35,6 +35,8 @@ FAILING_BIND_ACCOUNTS = {
     "svc-disabled": {"userAccountControl": str(UF_NORMAL_ACCOUNT | UF_ACCOUNTDISABLE)},  # 533
     "svc-expired": {"accountExpires": "116444736000000000"},  # 1970-01-01: 701
     "svc-mustchange": {"pwdLastSet": "0"},  # 773
+    "svc-hours": {"logonHours": b"\x00" * 21},  # no permitted hour: 530
+    "svc-workstation": {"userWorkstations": "NOWHERE"},  # only from a computer that does not exist: 531
 }
 
 

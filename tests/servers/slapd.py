@@ -55,6 +55,7 @@ class Slapd(DirectoryServer):
                 "limited_dn": f"cn={LIMITED_ACCOUNT},ou=Service,{suffix}",
                 "size_limit": SIZE_LIMIT,
                 "restricted_base": f"ou=Restricted,{suffix}",
+                "referral_base": f"ou=Partners,{suffix}",
             },
         )
 
@@ -136,12 +137,18 @@ overlay ppolicy
         rdn_value = self.suffix.split(",")[0].split("=", 1)[1]
         self.check(conn.add(self.suffix, ["dcObject", "organization"], {"dc": rdn_value, "o": rdn_value}),
                    f"adding {self.suffix}")
-        for ou in ("People", "Groups", "Service", "Restricted"):
+        for ou in ("People", "Groups", "Service", "Restricted", "Partners"):
             self.check(conn.add(f"ou={ou},{self.suffix}", ["organizationalUnit"], {"ou": ou}), f"adding ou={ou}")
         for account in (SERVICE_ACCOUNT, LIMITED_ACCOUNT):
             dn = f"cn={account},ou=Service,{self.suffix}"
             self.check(conn.add(dn, ["organizationalRole", "simpleSecurityObject"],
                                 {"cn": account, "userPassword": SERVICE_PASSWORD}), f"adding {dn}")
+        # A subordinate referral: a subtree search over ou=Partners returns a continuation reference.
+        manage_dsa_it = [("2.16.840.1.113730.3.4.2", True, None)]
+        self.check(conn.add(f"ou=Remote,{self.connection.extra['referral_base']}",
+                            ["referral", "extensibleObject"],
+                            {"ou": "Remote", "ref": f"ldap://partners.example.net/ou=Remote,{self.suffix}"},
+                            controls=manage_dsa_it), "adding the referral")
         self.check(conn.add(f"uid=hidden,{self.connection.extra['restricted_base']}", ["inetOrgPerson"],
                             {"uid": "hidden", "cn": "Hidden Person", "sn": "Person"}), "adding the hidden person")
 
