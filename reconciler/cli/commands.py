@@ -12,6 +12,7 @@ import typer
 
 from ..errors import ExitCode, ReconcilerError
 from . import app
+from .console import console, stdout_is_terminal as _stdout_is_terminal
 from .options import PolicyArg, load
 
 
@@ -21,8 +22,6 @@ class Format(str, Enum):
     json = "json"
 
 
-def _stdout_is_terminal() -> bool:
-    return sys.stdout.isatty() and os.environ.get("NO_COLOR") is None
 
 
 @app.command()
@@ -161,7 +160,6 @@ def history(
     if format == Format.json:
         typer.echo(json.dumps([r.to_json() for r in records], indent=2, sort_keys=True))
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")
@@ -170,7 +168,7 @@ def history(
     for r in records:
         counts = ", ".join(f"{n} {k}" for k, n in sorted(r.counts.items())) or "none"
         table.add_row(r.finished_at or r.started_at, r.actor, (r.commit or "")[:12], r.outcome, counts, r.force_reason or "")
-    Console(highlight=False, soft_wrap=True, no_color=not _stdout_is_terminal()).print(table if records else "No applies recorded yet.")
+    console().print(table if records else "No applies recorded yet.")
 
 
 @app.command()

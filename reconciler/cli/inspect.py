@@ -4,21 +4,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from ..errors import ReconcilerError
 from ..model import normalise_dn
 from . import app
+from .console import console as _console
 from .options import PolicyArg, load
-
-
-def _console() -> Console:
-    import os
-    import sys
-
-    return Console(highlight=False, soft_wrap=True, no_color=not sys.stdout.isatty() or "NO_COLOR" in os.environ)
 
 
 @app.command()

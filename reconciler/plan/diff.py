@@ -145,6 +145,21 @@ class _Differ:
                                        f"no longer a member of {self.team_name(team)} in the directory",
                                        {"user": user_key, "team": team}, None))
 
+    def team_path(self, key: str) -> str:
+        """'Example Corp/Sales/EMEA': the names from the root down, so a review can tell two 'EMEA's apart."""
+        names: list[str] = []
+        seen: set[str] = set()
+        current: str | None = key
+        while current is not None and current not in seen:
+            seen.add(current)
+            team = self.desired.teams.get(current) or self.store.teams.get(current)
+            if team is None:
+                names.append(current)
+                break
+            names.append(team.name)
+            current = team.parent
+        return " / ".join(reversed(names))
+
     def team_name(self, key: str) -> str:
         team = self.desired.teams.get(key) or self.store.teams.get(key)
         return team.name if team else key
@@ -219,7 +234,7 @@ class _Differ:
 
     def subject(self, change: Change, emails: dict[str, str]) -> str:
         if change.kind == "team":
-            return self.team_name(change.key)
+            return self.team_path(change.key)
         if change.kind == "membership":
             user_key, team = change.key.split("|", 1)
             return f"{emails.get(user_key, user_key)} in {self.team_name(team)}"

@@ -47,7 +47,7 @@ class TextRenderer:
             cause = f" [{change.cause}]" if change.cause else ""
             console.print(
                 f"[{colour}]{sign} {change.action} {change.kind}[/] {escape(change.subject or change.key)}"
-                f"{escape(detail)}{escape(cause)}\n    [dim]{escape(change.reason)}[/]"
+                f"{escape(detail)}{escape(cause)}  [dim]# {escape(change.reason)}[/]"
             )
         if plan.ignored:
             console.print(f"\n[bold]Not imported[/] ({len(plan.ignored)}):")

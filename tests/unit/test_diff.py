@@ -91,7 +91,7 @@ def test_an_ou_move_becomes_a_team_move_and_the_new_team_is_created():
     moved = person("Ann Lee", ou="OU=Sales")
     before = imported_user(person("Ann Lee"))
     changes = plan_for(policy(placement=Placement(mode="ou-teams")), [read(moved)], store(before))
-    assert actions(changes) == [("team", "create", "Sales"), ("user", "move", "ann.lee@corp.example.com")]
+    assert actions(changes) == [("team", "create", "Organisation / Sales"), ("user", "move", "ann.lee@corp.example.com")]
     assert changes[1].before == {"team": "Organisation"} and changes[1].after == {"team": "Organisation/Sales"}
 
 
@@ -143,7 +143,7 @@ def test_membership_changes_and_empty_group_teams_are_deleted():
     in_store = imported_user(ann, memberships={"group:gguid-platform"})
     teams = (StoreTeam("Organisation", "Organisation", None, True), StoreTeam("group:gguid-platform", "Platform", "Organisation", True))
     later = plan_for(p, [read(person("Ann Lee"), groups=(group("Platform"),))], store(in_store, teams=teams))
-    assert actions(later) == [("membership", "remove", "ann.lee@corp.example.com in Platform"), ("team", "delete", "Platform")]
+    assert actions(later) == [("membership", "remove", "ann.lee@corp.example.com in Platform"), ("team", "delete", "Organisation / Platform")]
 
 
 def test_teams_still_holding_deactivated_users_are_kept():
@@ -151,7 +151,7 @@ def test_teams_still_holding_deactivated_users_are_kept():
     kept = imported_user(ann, team="Organisation/Sales")
     teams = (StoreTeam("Organisation", "Organisation", None, True), StoreTeam("Organisation/Sales", "Sales", "Organisation", True))
     changes = plan_for(policy(placement=Placement(mode="ou-teams")), [read(person("Bob Stone"))], store(kept, teams=teams))
-    assert ("team", "delete", "Sales") not in actions(changes)
+    assert not [a for a in actions(changes) if a[0] == "team"]
 
 
 def test_an_empty_read_while_the_store_holds_users_from_that_directory_aborts_the_plan():
