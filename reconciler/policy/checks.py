@@ -143,7 +143,17 @@ def _check_mapping(mapping: Any, base: DocPath, locate: Locator) -> list[Problem
 # ───────────────────────────── directories ─────────────────────────────
 
 
+def _split_by_yaml(values: Any) -> bool:
+    """[OU=Groups,DC=corp,DC=com] unquoted in a flow list is three items, not one DN:
+    a later item that is a lone DC= RDN can only come from such a split."""
+    items = [v for _, v in _strings(values)]
+    return len(items) > 1 and any(re.fullmatch(r"(?i)\s*dc=[^,]*", v) for v in items[1:])
+
+
 def _check_dns(values: Any, base: DocPath, locate: Locator) -> list[Problem]:
+    if _split_by_yaml(values):
+        return [locate.problem(base, "YAML split a DN at its commas: in a [flow, list] a DN must be quoted, "
+                                     "e.g. ['OU=Groups,DC=corp,DC=example,DC=com'], or put each DN on its own '- ' line")]
     problems = []
     for index, dn in _strings(values):
         try:

@@ -228,6 +228,16 @@ def test_directory_mistakes(tmp_path, directory, expected):
     assert problems(tmp_path, HEAD + directory) == expected
 
 
+def test_an_unquoted_dn_in_a_flow_list_is_caught_not_read_as_three_bases(tmp_path):
+    # YAML reads [OU=People,DC=corp,DC=com] as three items; each alone is a valid DN,
+    # and the snapshot would then report the base missing, or a server read the wrong subtree
+    directory = LIVE.replace("{search_bases: ['DC=corp,DC=example,DC=com']}", "{search_bases: [OU=People,DC=corp,DC=com]}")
+    [problem] = problems(tmp_path, HEAD + directory)
+    assert problem.startswith("6:13: YAML split a DN at its commas")
+    assert problem.endswith("(directories.corp.users.search_bases)")
+
+
+
 def test_plain_ldap_is_fine_with_start_tls_or_explicit_permission_or_anonymous(tmp_path):
     base = HEAD + LIVE.replace("ldaps://", "ldap://")
     bind = "    bind: {user: 'cn=sync', password: '${P}'}\n"
