@@ -10,12 +10,13 @@ COMPANY.md describes what is in them; tests and example policies rely on it.
 Deterministic: a fixed seed and fixed name lists, so re-running it reproduces
 the committed files byte for byte. Run from anywhere:
 
-    python examples/quickstart/generate_snapshot.py
+    python examples/quickstart/generate_snapshot.py [OUT_DIR]   # default: next to this script
 """
 from __future__ import annotations
 
 import base64
 import random
+import sys
 import unicodedata
 import uuid
 from dataclasses import dataclass, field
@@ -366,14 +367,18 @@ def write_ldif(domain: Domain, path: Path) -> None:
     path.write_text("\n".join(chunks), encoding="utf-8")
 
 
-def main() -> None:
+def generate(out_dir: Path = HERE) -> list[Path]:
+    """Writes corp.ldif and emea.ldif into `out_dir`; returns their paths."""
     company = Company(random.Random(SEED))
+    written = []
     for domain, filename in ((build_corp(company), "corp.ldif"), (build_emea(company), "emea.ldif")):
         link_member_of(domain)
-        write_ldif(domain, HERE / filename)
+        write_ldif(domain, out_dir / filename)
+        written.append(out_dir / filename)
         people = sum(1 for e in domain.entries if e.kind == "user")
-        print(f"{filename}: {len(domain.entries)} entries, {people} user accounts")
+        print(f"{out_dir / filename}: {len(domain.entries)} entries, {people} user accounts")
+    return written
 
 
 if __name__ == "__main__":
-    main()
+    generate(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE)
