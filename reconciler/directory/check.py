@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ldap3 import BASE
-from ldap3.core.exceptions import LDAPException
+from ldap3.core.exceptions import LDAPCommunicationError, LDAPException
 
 from ..errors import ReconcilerError
 from ..policy.model import Directory
 from .connect import ConnectFailed, bind, is_encrypted, open_endpoint
-from .paged import result_cause
+from .paged import client_side_cause, result_cause
 from .probe import Endpoint, ProbeFailed, parse_url, resolve, tcp, tls_handshake
 
 
@@ -129,8 +129,10 @@ def _check_read(connection, what: str, base: str, ldap_filter: str | None, scope
             return CheckStep(name, False, f"searching {base} with {ldap_filter}: {result_cause(connection.result)}")
         found = "at least one entry matches" if _entries(connection) else "readable, but no entry matches"
         return CheckStep(name, True, f"{found} {ldap_filter}")
-    except LDAPException as error:
+    except LDAPCommunicationError as error:
         return CheckStep(name, False, f"the connection was lost while reading {base}: {error}")
+    except LDAPException as error:
+        return CheckStep(name, False, f"searching {base} with {ldap_filter}: {client_side_cause(error)}")
 
 
 def _entries(connection) -> list:

@@ -28,7 +28,7 @@ from ..policy.model import Directory
 from .connect import connect
 from .entries import lower_keys, make_entry, make_group, template_attributes
 from .membership import MEMBER_OF, Membership, member_dn
-from .paged import RawEntry, Search, complete_ranges, paged_search, result_cause
+from .paged import RawEntry, Search, client_side_cause, complete_ranges, paged_search, result_cause
 
 IN_CHAIN = "1.2.840.113556.1.4.1941"  # LDAP_MATCHING_RULE_IN_CHAIN: transitive membership, evaluated by AD
 
@@ -171,14 +171,16 @@ class LiveSource:
 
     def _base_entry(self, connection, dn: str, attributes: tuple[str, ...], required: bool) -> RawEntry | None:
         from ldap3 import BASE
-        from ldap3.core.exceptions import LDAPException
+        from ldap3.core.exceptions import LDAPCommunicationError, LDAPException
 
         text = dn.split("#'")[0] if dn.endswith("'B") else dn  # uniqueMember's optional UID suffix
         search = Search(self.directory.name, text, "(objectClass=*)", "base", attributes)
         try:
             connection.search(text, "(objectClass=*)", search_scope=BASE, attributes=list(attributes))
-        except LDAPException as error:
+        except LDAPCommunicationError as error:
             raise search.failure(f"the connection was lost ({error.__class__.__name__}: {error})") from None
+        except LDAPException as error:
+            raise search.failure(client_side_cause(error)) from None
         result = connection.result
         if result.get("description") == "noSuchObject" and not required:
             return None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from ldap3 import BASE, LEVEL, SUBTREE
-from ldap3.core.exceptions import LDAPException
+from ldap3.core.exceptions import LDAPCommunicationError, LDAPException, LDAPInvalidFilterError
 
 from ..errors import DirectoryError
 
@@ -104,9 +104,11 @@ def paged_search(connection, search: Search, page_size: int, ignore_ad_system_re
                 paged_criticality=True,  # a server without paging must fail, not answer with its size limit
                 time_limit=time_limit,
             )
-        except LDAPException as error:
+        except LDAPCommunicationError as error:
             where = f"after {pages} page(s)" if pages else "on the first page"
             raise search.failure(f"the connection was lost {where} ({error.__class__.__name__}: {error})") from None
+        except LDAPException as error:
+            raise search.failure(client_side_cause(error)) from None
         result = connection.result
         if result.get("result") != 0:
             raise search.failure(result_cause(result))
@@ -125,6 +127,13 @@ def paged_search(connection, search: Search, page_size: int, ignore_ad_system_re
         cookie = _cookie(result)
         if not cookie:
             return
+
+
+def client_side_cause(error: Exception) -> str:
+    """ldap3 refused to send the search at all: name the part of the policy that is wrong."""
+    if isinstance(error, LDAPInvalidFilterError):
+        return f"the filter is not a valid LDAP filter (RFC 4515): {error}; check users.filter / groups.filter"
+    return f"{error.__class__.__name__}: {error}"
 
 
 def _cookie(result: dict) -> bytes | None:
@@ -163,9 +172,11 @@ def complete_ranges(connection, search: Search, entry: RawEntry) -> RawEntry:
             sub = Search(search.directory, entry.dn, "(objectClass=*)", "base", (wanted,))
             try:
                 connection.search(entry.dn, "(objectClass=*)", search_scope=BASE, attributes=[wanted])
-            except LDAPException as error:
+            except LDAPCommunicationError as error:
                 raise sub.failure(f"the connection was lost while reading {attribute} values from {start} on "
                                   f"({error.__class__.__name__}: {error})") from None
+            except LDAPException as error:
+                raise sub.failure(client_side_cause(error)) from None
             if connection.result.get("result") != 0:
                 raise sub.failure(f"reading {attribute} values from {start} on: {result_cause(connection.result)}")
             found = None

@@ -124,6 +124,15 @@ def test_a_connection_lost_between_pages_aborts():
         list(paged_search(server, SEARCH, page_size=10))
 
 
+def test_a_filter_ldap3_cannot_send_is_reported_as_a_filter_problem_not_a_lost_connection():
+    from ldap3.core.exceptions import LDAPInvalidFilterError
+
+    server = FakeAD(people(3))
+    server.failures[1] = LDAPInvalidFilterError("malformed filter")
+    with pytest.raises(DirectoryError, match="not a valid LDAP filter"):
+        list(paged_search(server, SEARCH, page_size=10))
+
+
 def test_a_continuation_reference_is_not_silently_skipped():
     server = FakeAD(people(3))
     server.references = ["ldap://emea.corp.example.com/OU=EMEA,OU=People,DC=corp,DC=example,DC=com"]
