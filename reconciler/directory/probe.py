@@ -82,7 +82,13 @@ def tcp(endpoint: Endpoint, timeout: float) -> str:
 
 
 def tls_context(ca_file: str | None, verify: bool) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
+    try:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
+    except ssl.SSLError:  # before OSError, its base class
+        raise ProbeFailed("tls", f"tls.ca_file {ca_file} holds no PEM certificate; give the CA certificate "
+                                 f"in PEM form (-----BEGIN CERTIFICATE-----)") from None
+    except OSError as error:
+        raise ProbeFailed("tls", f"tls.ca_file {ca_file} cannot be read: {error.strerror}") from None
     if not verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -109,7 +115,10 @@ def tls_handshake(endpoint: Endpoint, ca_file: str | None, verify: bool, timeout
         raise ProbeFailed("tls", f"TLS handshake with {endpoint.host}:{endpoint.port} failed: "
                                  f"{error.reason or error}; is this port speaking "
                                  f"{'LDAPS' if endpoint.ldaps else 'LDAP with StartTLS'}?") from None
-    except (ConnectionError, socket.timeout) as error:
+    except socket.timeout:
+        kind = "LDAPS" if endpoint.ldaps else "StartTLS"
+        raise ProbeFailed("tls", _no_answer(endpoint, timeout, f"the {kind} handshake")) from None
+    except ConnectionError as error:
         kind = "LDAPS" if endpoint.ldaps else "StartTLS"
         raise ProbeFailed("tls", f"{endpoint.host}:{endpoint.port} closed the connection during the {kind} "
                                  f"handshake ({error.__class__.__name__}); is the scheme (ldap:// or ldaps://) "
@@ -119,6 +128,11 @@ def tls_handshake(endpoint: Endpoint, ca_file: str | None, verify: bool, timeout
         return f"{tls_socket.version()}, certificate {certificate}" + ("" if verify else " (NOT verified: tls.verify is false)")
     finally:
         tls_socket.close()
+
+
+def _no_answer(endpoint: Endpoint, timeout: float, during: str) -> str:
+    return (f"no answer from {endpoint.host}:{endpoint.port} within {timeout:g}s during {during}: the server is hung "
+            f"or the port is not an LDAP port (timeouts.connect)")
 
 
 def _advice(reason: str, ca_file: str | None) -> str:
@@ -159,7 +173,9 @@ def _start_tls(endpoint: Endpoint, context: ssl.SSLContext, timeout: float) -> s
         raise ProbeFailed("tcp", f"cannot open an LDAP connection to {endpoint.host}:{endpoint.port}: {error}") from None
     try:
         connection.extended(START_TLS_OID)
-    except LDAPCommunicationError:
+    except LDAPCommunicationError as error:
+        if "timed out" in str(error):
+            raise ProbeFailed("tls", _no_answer(endpoint, timeout, "the StartTLS request")) from None
         raise ProbeFailed("tls", f"{endpoint.host}:{endpoint.port} closed the connection when asked for StartTLS; "
                                  f"if it is an LDAPS port, use ldaps://") from None
     if connection.result.get("description") != "success":

@@ -185,3 +185,38 @@ def test_a_rejected_certificate_is_described_by_subject_issuer_and_expiry():
     text = describe_certificate(der)
     assert text.startswith("subject CN=localhost,O=reconciler tests, issued by CN=reconciler test CA,O=reconciler tests")
     assert "valid until 20" in text
+
+
+@pytest.fixture
+def silent_server():
+    """Accepts TCP connections (the kernel does) and never says a word: a hung domain controller."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    yield f"127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+
+
+@pytest.mark.parametrize("scheme, during", [("ldaps", "the LDAPS handshake"), ("ldap", "the StartTLS request")])
+def test_a_server_that_never_answers_is_given_up_on_after_the_timeouts(silent_server, monkeypatch, scheme, during):
+    import time
+
+    monkeypatch.setenv("TEST_BIND_PASSWORD", "x")
+    directory = live(urls=(f"{scheme}://{silent_server}",), connect_timeout=1.0, operation_timeout=1.0)
+    started = time.monotonic()
+    with pytest.raises(DirectoryError, match=f"no answer from {silent_server} within 1s during {during}"):
+        connect(directory)
+    assert time.monotonic() - started < 8
+
+
+@pytest.mark.parametrize("content, problem", [(None, "cannot be read"), ("not a certificate", "holds no PEM certificate")])
+def test_a_ca_file_that_cannot_be_used_is_named(tmp_path, content, problem):
+    from reconciler.directory.probe import tls_context
+
+    path = tmp_path / "ca.pem"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ProbeFailed, match=f"tls.ca_file {path} {problem}"):
+        tls_context(str(path), verify=True)
