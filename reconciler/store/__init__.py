@@ -83,7 +83,13 @@ def _sqlite(config: StoreConfig) -> Store:
     return SqliteStore(config)
 
 
-STORES: dict[str, Callable[[StoreConfig], Store]] = {"sqlite": _sqlite}
+def _postgres(config: StoreConfig) -> Store:
+    from .postgres import PostgresStore
+
+    return PostgresStore(config)
+
+
+STORES: dict[str, Callable[[StoreConfig], Store]] = {"sqlite": _sqlite, "sql": _postgres}
 
 
 def open_store(config: StoreConfig) -> Store:
