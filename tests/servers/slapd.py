@@ -105,6 +105,9 @@ index objectClass eq
 index uid,cn,mail eq
 index member,uniqueMember eq
 
+# slapd's default limit (500 entries) applies to everyone else; the sync account reads everything,
+# the limited one far less than the population.
+limits dn.exact="{c.bind_dn}" size=unlimited time=unlimited
 limits dn.exact="{c.extra['limited_dn']}" size={SIZE_LIMIT}
 
 access to attrs=userPassword
