@@ -23,6 +23,8 @@ def normalise_dn(dn: str) -> str:
     directories (cn, ou, dc); two spellings of one DN must meet in set algebra,
     so `CN=R&D \\2A`, `cn=R&D *` and `CN = R&D *` are one key.
     """
+    if _PLAIN_DN.match(dn):  # nothing to unescape, trim or reorder: the common case, kept fast for big reads
+        return dn.lower()
     from ldap3.utils.dn import parse_dn
 
     for strip in (False, True):  # strict first: stripping would eat an escaped trailing space
@@ -43,6 +45,9 @@ def normalise_dn(dn: str) -> str:
     return ",".join(rdns)
 
 
+# RDNs `type=value` whose values need no escaping and have no spaces at either end.
+_PLAIN_VALUE = r'[^\\+",=<>;#\s](?:[^\\+",=<>;#]*[^\\+",=<>;#\s])?'
+_PLAIN_DN = re.compile(rf"[A-Za-z][A-Za-z0-9-]*={_PLAIN_VALUE}(?:,[A-Za-z][A-Za-z0-9-]*={_PLAIN_VALUE})*\Z")
 _DN_HEX_PAIR = re.compile(r"\\([0-9A-Fa-f]{2})|\\(.)", re.DOTALL)
 
 

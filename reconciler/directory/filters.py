@@ -40,6 +40,7 @@ from ldap3.operation.search import (
     OR,
     ROOT,
     parse_filter,
+    search_result_done_response_to_dict,
 )
 from ldap3.strategy.mockSync import MockSyncStrategy
 from ldap3.utils.ciDict import CaseInsensitiveDict
@@ -93,8 +94,9 @@ class SnapshotSearch:
     def membership(self) -> Membership:
         return self._strategy.membership
 
-    def add(self, dn: str, attributes: Mapping[str, Sequence[str | bytes]]) -> bool:
-        """Adds one entry (attribute keys in any case); False if the DN is already present."""
+    def add(self, dn: str, attributes: Mapping[str, Sequence[str | bytes]]) -> str | None:
+        """Adds one entry (attribute keys in any case) and returns its normalised DN;
+        None if an entry with that DN is already present."""
         return self._strategy.add_snapshot_entry(dn, attributes)
 
     def contains(self, dn: str) -> bool:
@@ -115,7 +117,8 @@ class SnapshotSearch:
         if (self._connection.result or {}).get("result") == NO_SUCH_OBJECT:
             raise NoSuchBase(base)
         found = [response["dn"] for response in self._connection.response or () if response.get("type") == "searchResEntry"]
-        return sorted(found, key=normalise_dn)
+        key_of = self._strategy.key_of
+        return sorted(found, key=lambda dn: key_of.get(dn) or normalise_dn(dn))
 
 
 def _install(connection: Connection, strategy: MockSyncStrategy) -> None:
@@ -132,6 +135,11 @@ def _install(connection: Connection, strategy: MockSyncStrategy) -> None:
 def _dn_key(text: str) -> str:
     # Group DNs repeat in thousands of memberOf values; normalise each spelling once.
     return normalise_dn(text)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _member_key(value: bytes | str) -> str:
+    return member_dn(value)
 
 
 def _text(value: bytes | str) -> str:
@@ -159,8 +167,10 @@ class SnapshotStrategy(MockSyncStrategy):
         self.membership = Membership()
         self.member_attributes = frozenset(a.lower() for a in member_attributes)
         self.by_key: dict[str, str] = {}  # normalised DN -> DIT key
+        self.key_of: dict[str, str] = {}  # DIT key -> normalised DN
         self.parent: dict[str, str | None] = {}  # DIT key -> normalised parent DN
         self.search_filter: str | None = None
+        self._class_chains: dict[tuple[bytes, ...], list[bytes]] = {}
         schema = connection.server.schema
         self.dn_attributes = _DN_ATTRIBUTES | self.member_attributes | frozenset(
             name.lower()
@@ -170,13 +180,13 @@ class SnapshotStrategy(MockSyncStrategy):
 
     # ── loading ──
 
-    def add_snapshot_entry(self, dn: str, attributes: Mapping[str, Sequence[str | bytes]]) -> bool:
+    def add_snapshot_entry(self, dn: str, attributes: Mapping[str, Sequence[str | bytes]]) -> str | None:
         """Stores an entry as the mock stores them (bytes values), without the stock
         add_entry's schema checks: a snapshot may use classes and attributes the
         offline schema does not know, and a server already accepted them."""
         key = normalise_dn(dn)
         if key in self.by_key:
-            return False
+            return None
         entry = CaseInsensitiveDict()
         for name, values in attributes.items():
             base_name = name.split(";")[0] if name.lower().endswith(";binary") else name
@@ -186,14 +196,18 @@ class SnapshotStrategy(MockSyncStrategy):
             else:
                 entry[base_name] = raw
         if "objectClass" in entry:
-            entry["objectClass"] = self._with_superclasses(entry["objectClass"])
+            classes = tuple(entry["objectClass"])
+            if classes not in self._class_chains:  # entries share a handful of class lists
+                self._class_chains[classes] = self._with_superclasses(list(classes))
+            entry["objectClass"] = list(self._class_chains[classes])
         entry["entryDN"] = [dn.encode("utf-8")]
         dit_key = dn.strip()
         self.connection.server.dit[dit_key] = entry
         self.by_key[key] = dit_key
+        self.key_of[dit_key] = key
         self.parent[dit_key] = _parent_key(key)
         self._record_membership(key, entry)
-        return True
+        return key
 
     def _with_superclasses(self, classes: list[bytes]) -> list[bytes]:
         """objectClass as a server reports it: the listed classes and their superiors
@@ -214,7 +228,7 @@ class SnapshotStrategy(MockSyncStrategy):
     def _record_membership(self, key: str, entry: CaseInsensitiveDict) -> None:
         for name in self.member_attributes:
             for value in entry.get(name, ()):
-                self.membership.add(key, member_dn(value))
+                self.membership.add(key, _member_key(value))
         for value in entry.get(MEMBER_OF, ()):
             self.membership.add(_dn_key(_text(value)), key)
 
@@ -234,6 +248,20 @@ class SnapshotStrategy(MockSyncStrategy):
             raise InvalidFilter(str(error)) from None
         matched = self.evaluate_filter_node(root, self._candidates(base, request["scope"]))
         return [{"object": dn, "attributes": []} for dn in matched], self._result(0, "")
+
+    def post_send_search(self, payload):
+        """The stock version formats every result entry through the schema; searches
+        here ask for no attributes (`1.1`), so the DN is all a response carries."""
+        _message_id, _message_type, request, controls = payload
+        responses, result = self.mock_search(request, controls)
+        self.connection.response = [
+            {"type": "searchResEntry", "dn": r["object"], "raw_dn": r["object"].encode("utf-8"),
+             "attributes": {}, "raw_attributes": {}}
+            for r in responses
+        ]
+        self.connection.result = search_result_done_response_to_dict(result)
+        self.connection.result["type"] = "searchResDone"
+        return self.connection.response
 
     @staticmethod
     def _result(code: int, message: str) -> dict:
@@ -346,7 +374,7 @@ class _Assertion:
     def _in_chain(self, dn: str) -> bool:
         """AD's LDAP_MATCHING_RULE_IN_CHAIN: the attribute's DN links, followed transitively."""
         strategy = self.strategy
-        this = normalise_dn(dn)
+        this = strategy.key_of[dn]
         if self.attribute == MEMBER_OF:
             return this in strategy.membership.all_members(self.target)
         if self.attribute in strategy.member_attributes:

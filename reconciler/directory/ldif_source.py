@@ -11,10 +11,12 @@ not an empty result: a typo must never read as "everyone left".
 """
 from __future__ import annotations
 
+import gc
+
 from ..errors import DirectoryError
 from ..model import DirectoryEntry, DirectoryGroup, DirectoryRead, OutOfScope, normalise_dn
 from ..policy.model import Directory
-from .entries import make_entry, make_group
+from .entries import make_entry, make_group, template_attributes
 from .filters import InvalidFilter, SnapshotSearch
 from .ldif import Value, read_ldif
 
@@ -54,12 +56,20 @@ class LdifSource:
     def _load(self, path: str) -> "_Snapshot":
         schema = self.directory.schema
         snapshot = _Snapshot(SnapshotSearch(self.directory.flavour, schema.member))
-        for record in read_ldif(path, binary_attributes=[schema.anchor] if schema.anchor.lower() == "objectguid" else []):
-            key = normalise_dn(record.dn)
-            if not snapshot.search.add(record.dn, record.attributes):
-                first = snapshot.records[key][2]
-                raise DirectoryError(f"{path}:{record.line}: entry {record.dn} appears twice (first at line {first})")
-            snapshot.records[key] = (record.dn, record.attributes, record.line)
+        # A bulk load allocates millions of small objects and no cycles; the cyclic
+        # garbage collector would rescan them all again and again (about a third of the time).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for record in read_ldif(path, binary_attributes=[schema.anchor] if schema.anchor.lower() == "objectguid" else []):
+                key = snapshot.search.add(record.dn, record.attributes)
+                if key is None:
+                    first = snapshot.records[normalise_dn(record.dn)][2]
+                    raise DirectoryError(f"{path}:{record.line}: entry {record.dn} appears twice (first at line {first})")
+                snapshot.records[key] = (record.dn, record.attributes, record.line)
+        finally:
+            if collecting:
+                gc.enable()
         return snapshot
 
     def _search(self, snapshot: "_Snapshot", base: str, what: str, ldap_filter: str, scope) -> list[str]:
@@ -73,6 +83,7 @@ class LdifSource:
         scope = directory.users
         membership = snapshot.search.membership
         wanted_groups = [normalise_dn(group) for group in scope.member_of]
+        needed = template_attributes(directory.mapping)
         reason = f"not a member of {' or '.join(scope.member_of)} (directly or through nested groups)"
         users: dict[str, DirectoryEntry] = {}
         dropped: dict[str, OutOfScope] = {}
@@ -81,7 +92,7 @@ class LdifSource:
                 key = normalise_dn(dn)
                 if key in users or key in dropped:  # overlapping bases: the first base listed claims the entry
                     continue
-                entry = snapshot.entry(directory, key, base, membership.direct_groups(key))
+                entry = snapshot.entry(directory, key, base, membership.direct_groups(key), needed)
                 if wanted_groups and not any(membership.is_member(key, group) for group in wanted_groups):
                     dropped[key] = OutOfScope(directory.name, entry.dn, entry.anchor, reason)
                 else:
@@ -111,10 +122,10 @@ class _Snapshot:
         self.search = search
         self.records: dict[str, tuple[str, dict[str, list[Value]], int]] = {}  # normalised DN -> (dn, attributes, line)
 
-    def entry(self, directory: Directory, key: str, base: str, groups) -> DirectoryEntry:
+    def entry(self, directory: Directory, key: str, base: str, groups, needed: frozenset[str]) -> DirectoryEntry:
         dn, attributes, line = self.records[key]
         try:
-            return make_entry(directory, dn, attributes, base, groups)
+            return make_entry(directory, dn, attributes, base, groups, needed)
         except DirectoryError as error:  # point at the entry in the file
             raise DirectoryError(f"{directory.path}:{line}: {error.message}") from None
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler.directory.membership import Membership, member_dn
 from reconciler.model import normalise_dn
@@ -88,3 +90,15 @@ def test_normalised_dn_keeps_escapes_that_are_needed():
     assert normalise_dn("CN=Smith\\, John,DC=x") == "cn=smith\\, john,dc=x"
     assert normalise_dn("CN=\\ lead and trail\\ ,DC=x") == "cn=\\ lead and trail\\ ,dc=x"
     assert normalise_dn("CN=Smith\\, John,DC=x") != normalise_dn("CN=Smith,CN=John,DC=x")
+
+
+_VALUE = st.text(alphabet=st.sampled_from("abcXYZ019 äß-_.&*()'|"), min_size=1, max_size=12).map(str.strip).filter(bool)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(_VALUE, min_size=1, max_size=4))
+def test_plain_dns_normalise_like_their_escaped_spellings(values):
+    """The fast path for DNs without escapes agrees with the full RFC 4514 path."""
+    plain = ",".join(f"OU={v}" for v in values)
+    escaped = ",".join("ou=" + "".join(f"\\{b:02X}" for b in v[0].encode()) + v[1:] for v in values)
+    assert normalise_dn(plain) == normalise_dn(escaped) == plain.lower()
