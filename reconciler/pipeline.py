@@ -7,7 +7,7 @@ from .desired import build_desired_state
 from .directory import read_all
 from .model import DesiredState, Plan, StoreState
 from .plan.build import make_plan
-from .policy.model import Policy
+from .policy.model import Policy, SecretRef
 from .store import Store, open_store
 
 
@@ -19,8 +19,20 @@ class Planned:
     plan: Plan
 
 
+def require_secrets(policy: Policy) -> None:
+    """Every ${NAME} the run will need, checked before any connection: a missing
+    variable is named with the key that needs it, not found halfway through."""
+    for directory in policy.directories:
+        if directory.bind is not None and isinstance(directory.bind.password, SecretRef):
+            directory.bind.password.resolve()
+    for value in (policy.store.url, policy.store.token):
+        if isinstance(value, SecretRef):
+            value.resolve()
+
+
 def plan_policy(policy: Policy, store: Store | None = None) -> Planned:
     """Reads every directory (aborting on any incomplete read), then the store, then diffs."""
+    require_secrets(policy)
     desired = build_desired_state(policy, read_all(policy.directories))
     own = store is None
     store = store or open_store(policy.store)

@@ -10,6 +10,9 @@ def run_checks(policy: Policy) -> bool:
     from ..directory.check import check_directory
     from ..store import open_store
 
+    from ..pipeline import require_secrets
+
+    require_secrets(policy)
     ok = True
     for directory in policy.directories:
         for step in check_directory(directory):

@@ -23,7 +23,10 @@ def preview(
     from ..desired import build_desired_state
     from ..directory import read_all
 
+    from ..pipeline import require_secrets
+
     loaded = load(policy)
+    require_secrets(loaded)
     desired = build_desired_state(loaded, read_all(loaded.directories))
     console = _console()
     for directory in loaded.directories:

@@ -41,6 +41,7 @@ DEFAULT_FILTERS = {
 DEFAULT_EMAIL = ("{mail}",)
 DEFAULT_DISPLAY_NAME = "{displayName}"
 DEFAULT_STORE_PATH = ".reconciler/store.db"
+DEFAULT_SCIM_STATE_PATH = ".reconciler/scim-state.db"
 DEFAULT_CHANGE_LIMIT = Limit(count=50, percent=10.0)
 
 
@@ -191,6 +192,8 @@ class Builder:
         url = store["url"]
         return Store(
             kind=kind,
+            # scim: lock, history and the relations SCIM cannot hold live in a side file next to the policy
+            path=self.absolute(DEFAULT_SCIM_STATE_PATH) if kind == "scim" else None,
             url=self.secret(url, ("store", "url")) if SECRET_REFERENCE.match(url) else url,
             token=self.secret(store["token"], ("store", "token")) if "token" in store else None,
         )

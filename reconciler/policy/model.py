@@ -201,7 +201,7 @@ class Safety:
 @dataclass(frozen=True)
 class Store:
     kind: Literal["sqlite", "sql", "scim"] = "sqlite"
-    path: str | None = None  # sqlite: absolute, resolved against the policy file's folder
+    path: str | None = None  # sqlite: absolute, resolved against the policy file's folder; scim: its side file
     url: str | SecretRef | None = None
     token: SecretRef | None = None
 
