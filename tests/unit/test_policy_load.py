@@ -162,7 +162,9 @@ def test_sql_and_scim_stores(tmp_path, store, expected):
     url = policy.store.url.variable if isinstance(policy.store.url, SecretRef) else policy.store.url
     token = policy.store.token.variable if policy.store.token else None
     assert (policy.store.kind, url, token) == expected
-    assert policy.store.path is None
+    # scim keeps its lock and history in a side file next to the policy (docs/store-scim.md); sql has no file
+    side_file = str(tmp_path / ".reconciler" / "scim-state.db") if policy.store.kind == "scim" else None
+    assert policy.store.path == side_file
 
 
 def test_limit_as_plain_count_and_null(tmp_path):
