@@ -80,6 +80,7 @@ class LiveSource:
             self._require_exists(connection, group_dn)
         users, entries_read, out_of_scope = self._read_users(connection)
         groups = self._read_groups(connection)
+        users = _with_memberships_from_groups(users, groups)
         return DirectoryRead(
             directory=directory.name,
             users=sorted(users, key=lambda e: normalise_dn(e.dn)),
@@ -219,6 +220,20 @@ class LiveSource:
                 members = {member_dn(v) for name in member_keys for v in attributes.get(name, ())}
                 groups[key] = make_group(directory, raw.dn, raw.attributes, members)
         return groups
+
+
+def _with_memberships_from_groups(users: list[DirectoryEntry], groups: dict[str, DirectoryGroup]) -> list[DirectoryEntry]:
+    """Adds each user's direct groups as the groups' member lists record them. memberOf already says
+    so on AD and on OpenLDAP with the memberof overlay; without the overlay this is the only source."""
+    direct: dict[str, set[str]] = {}
+    for group_key, group in groups.items():
+        for member in group.members:
+            direct.setdefault(member, set()).add(group_key)
+    result = []
+    for entry in users:
+        extra = direct.get(normalise_dn(entry.dn))
+        result.append(_with_groups(entry, entry.groups | extra) if extra and not extra <= entry.groups else entry)
+    return result
 
 
 def _with_groups(entry: DirectoryEntry, groups: frozenset[str]) -> DirectoryEntry:

@@ -46,6 +46,16 @@ def slapd_server(tmp_path_factory, test_tls):
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def slapd_emea(tmp_path_factory, test_tls):
+    """A second OpenLDAP directory whose people have the same emails as the Samba DC's
+    (alice@corp.example.com, ...): two directories that merge by email."""
+    server = Slapd(tmp_path_factory.mktemp("slapd-emea"), test_tls, suffix="dc=emea,dc=example",
+                   mail_domain="corp.example.com")
+    yield _start(server, "slapd (emea)")
+    server.stop()
+
+
 @pytest.fixture(params=["samba", "slapd"])
 def live_server(request):
     """Each test using it runs against both servers."""

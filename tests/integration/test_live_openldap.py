@@ -137,3 +137,13 @@ def test_scenario_edits_are_seen_by_the_next_read(own_slapd):
     assert normalise_dn(users["frank"].dn) not in sales.members
     own_slapd.set_disabled("alice", False)
     assert not {u.account_name: u for u in LiveSource(own_slapd.directory()).read().users}["alice"].disabled
+
+
+def test_a_second_directory_holds_the_same_people_by_email(samba_dc, slapd_emea, bind_password):
+    """The fixture pair for merge-by-email scenarios: same emails, different anchors and DNs."""
+    bind_password(samba_dc)
+    bind_password(slapd_emea)
+    ad = {u.first("mail"): u for u in LiveSource(samba_dc.directory("corp")).read().users if u.first("mail")}
+    emea = {u.first("mail"): u for u in LiveSource(slapd_emea.directory("emea")).read().users if u.first("mail")}
+    assert set(ad) == set(emea) and "alice@corp.example.com" in ad
+    assert not {u.anchor for u in ad.values()} & {u.anchor for u in emea.values()}

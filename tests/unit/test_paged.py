@@ -17,7 +17,7 @@ from reconciler.directory.live_source import LiveSource, in_chain_filter
 from reconciler.directory.paged import PAGED_RESULTS_OID, RawEntry, Search, complete_ranges, paged_search
 from reconciler.errors import DirectoryError
 from reconciler.model import normalise_dn
-from reconciler.policy.model import GroupScope, UserScope
+from reconciler.policy.model import FLAVOUR_SCHEMAS, GroupScope, UserScope
 from tests.factories import directory as make_directory
 
 SUCCESS = {"result": 0, "description": "success", "message": ""}
@@ -230,3 +230,20 @@ def test_several_member_of_groups_are_alternatives():
     text = in_chain_filter("objectClass=user", ("CN=A,DC=x", "CN=B,DC=x"))
     assert text == ("(&(objectClass=user)(|(memberOf:1.2.840.113556.1.4.1941:=CN=A,DC=x)"
                     "(memberOf:1.2.840.113556.1.4.1941:=CN=B,DC=x)))")
+
+
+def test_direct_groups_come_from_member_lists_when_the_server_keeps_no_member_of():
+    """OpenLDAP without the memberof overlay: the group's `member` is the only record of membership."""
+    entries = people(3)
+    for attributes in entries.values():
+        attributes["entryUUID"] = [attributes.pop("objectGUID")[0].hex().encode()]
+    group_dn = "cn=Staff,OU=Groups,DC=corp,DC=example,DC=com"
+    first_user = sorted(entries)[0]
+    entries[group_dn] = {"entryUUID": [b"group-uuid"], "cn": [b"Staff"], "member": [first_user.encode()]}
+    directory = replace(_live_directory(), kind="openldap", flavour="openldap",
+                        schema=FLAVOUR_SCHEMAS["openldap"],
+                        groups=GroupScope(search_bases=("OU=Groups,DC=corp,DC=example,DC=com",)))
+    read = LiveSource(directory, connection_factory=lambda d: (FakeAD(entries), None)).read()
+    groups = {u.dn: u.groups for u in read.users}
+    assert groups[first_user] == {normalise_dn(group_dn)}
+    assert all(not g for dn, g in groups.items() if dn != first_user)
