@@ -226,8 +226,9 @@ class PostgresStore(SqlStore):
             message = (f"the store is busy: another transaction held its tables for over {LOCK_WAIT} s "
                        "(another apply, or the application writing); try again")
         elif isinstance(error, pg_errors.InvalidSchemaName):
-            message = ("no schema to create the store's tables in: no schema on the search_path exists; create one "
-                       "(CREATE SCHEMA reconciler) and name it in the URL with options=-csearch_path%3Dreconciler")
+            message = ("no schema to create the store's tables in: none on the search_path exists and grants this "
+                       "role USAGE; create one (CREATE SCHEMA reconciler AUTHORIZATION <role>) and name it in the URL "
+                       "with options=-csearch_path%3Dreconciler")
         elif isinstance(error, pg_errors.DuplicateTable):
             message = (f"{primary}, but not as part of a reconciler store; point the store at a schema of its own "
                        "(options=-csearch_path%3Dreconciler in the URL)")
