@@ -83,7 +83,7 @@ class LiveSource:
         users = _with_memberships_from_groups(users, groups)
         return DirectoryRead(
             directory=directory.name,
-            users=sorted(users, key=lambda e: normalise_dn(e.dn)),
+            users=users,  # in normalised-DN order
             groups=dict(sorted(groups.items())),
             out_of_scope=sorted(out_of_scope, key=lambda o: normalise_dn(o.dn)),
             entries_read=entries_read,
@@ -119,12 +119,13 @@ class LiveSource:
         read = 0
         for base, search in self._searches(scope.search_bases, ldap_filter, scope.scope, self.user_attributes()):
             for raw in self._entries(connection, search):
-                read += 1
                 key = normalise_dn(raw.dn)
                 if key in entries:  # overlapping search bases: the first base listed claims the entry
                     continue
+                read += 1
                 groups = [member_dn(v) for v in lower_keys(raw.attributes).get(MEMBER_OF, ())]
                 entries[key] = make_entry(directory, raw.dn, raw.attributes, base, groups, needed)
+        entries = dict(sorted(entries.items()))  # DN order, by the normalised DN already computed
         if not scope.member_of or server_side:
             return list(entries.values()), read, []
         return self._client_side_member_of(connection, entries, read)
