@@ -14,7 +14,7 @@ from tests.servers.samba import SambaDC
 from tests.servers.slapd import Slapd
 from tests.servers.tls import make_tls
 
-_started: dict[str, float] = {}
+_started: dict[str, tuple[float, dict[str, float]]] = {}
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +28,7 @@ def _start(server, name: str):
     except BaseException:
         server.stop()
         raise
-    _started[name] = server.started_in
+    _started[name] = (server.started_in, server.timings)
     return server
 
 
@@ -72,7 +72,8 @@ def bind_password(monkeypatch):
 
 
 def pytest_terminal_summary(terminalreporter):
-    for name, seconds in _started.items():
-        terminalreporter.write_line(f"{name} started and seeded in {seconds:.1f}s")
+    for name, (seconds, phases) in _started.items():
+        detail = ", ".join(f"{phase} {value:.1f}s" for phase, value in phases.items())
+        terminalreporter.write_line(f"{name} started and seeded in {seconds:.1f}s" + (f" ({detail})" if detail else ""))
 
 

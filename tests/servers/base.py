@@ -25,6 +25,7 @@ class DirectoryServer:
     log_file: str = ""
     connection: Connection
     started_in: float = 0.0  # seconds from nothing to a seeded, bound server (reported by the fixtures)
+    timings: dict[str, float] = {}  # phases of started_in, where a server has distinct ones
 
     def __init__(self) -> None:
         self._dns: dict[str, str] = {}  # account name or group cn -> current DN (moves change it)

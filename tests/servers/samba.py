@@ -79,15 +79,19 @@ class SambaDC(DirectoryServer):
                 unavailable(f"port {port} on 127.0.0.1 is in use; the Samba AD DC needs it")
         started = time.monotonic()
         self.provision(samba_tool)
+        provisioned = time.monotonic()
         log = open(self.log_file, "ab")
         self.process = subprocess.Popen(
             [samba, "-i", "-M", "single", "-s", str(self.target / "etc" / "smb.conf")],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
         wait_until(self._bound_admin, 60, "Samba AD DC", self.process, self.log_file)
+        answering = time.monotonic()
         self.seed_service_accounts()
         self.seed()
         self.started_in = time.monotonic() - started
+        self.timings = {"provision": provisioned - started, "start": answering - provisioned,
+                        "seed": time.monotonic() - answering}
         return self
 
     def provision(self, samba_tool: str) -> None:
