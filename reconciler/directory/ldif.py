@@ -103,6 +103,8 @@ def _unfolded(lines: Iterable[bytes | str], source: str) -> Iterator[tuple[int, 
     in_comment = False
     for number, raw in enumerate(lines, start=1):
         line = _decode_line(raw, source, number).rstrip("\r\n")
+        if number == 1:
+            line = line.removeprefix("\ufeff")  # Windows tools (ldifde, editors) may start UTF-8 with a BOM
         if line.startswith(" "):
             # A continuation: of a comment (dropped with it), or of the pending line.
             if in_comment:
@@ -138,6 +140,8 @@ def _decode_line(raw: bytes | str, source: str, number: int) -> str:
 def _record(lines: list[tuple[int, str]], source: str, binary: frozenset[str]) -> LdifRecord:
     dn_line, dn_text = lines[0]
     description, value = _attribute_value(dn_line, dn_text, source, binary=False)
+    if description.lower() in ("search", "result"):
+        _fail(source, dn_line, f"'{description}:' is ldapsearch's result trailer, not an entry; export with ldapsearch -LLL")
     if description.lower() != "dn":
         _fail(source, dn_line, f"entry must start with 'dn:', found '{description}:'")
     dn = value if isinstance(value, str) else _text(value, source, dn_line, "dn")

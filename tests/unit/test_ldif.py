@@ -90,6 +90,11 @@ def test_empty_value_and_crlf_line_endings():
     assert records[0].attributes == {"description": [""], "cn": ["Ann"]}
 
 
+def test_a_utf8_byte_order_mark_is_ignored():
+    records = list(parse_ldif(["\ufeffversion: 1\n".encode(), b"dn: CN=Ann,DC=x\n"], "snap.ldif"))
+    assert [r.dn for r in records] == ["CN=Ann,DC=x"]
+
+
 def test_changetype_add_is_content_but_modify_is_refused():
     assert parse("dn: CN=Ann,DC=x\nchangetype: add\ncn: Ann\n")[0].attributes == {"cn": ["Ann"]}
     with pytest.raises(DirectoryError, match=r"^snap\.ldif:2: change records"):
@@ -107,6 +112,7 @@ def test_changetype_add_is_content_but_modify_is_refused():
         (" orphan\ndn: CN=Ann,DC=x\n", 1, "continuation line"),
         ("dn: CN=Ann,DC=x\nc_n: x\n", 2, "invalid attribute name"),
         ("dn:\ncn: x\n", 1, "empty DN"),
+        ("dn: CN=A,DC=x\ncn: A\n\n# search result\nsearch: 2\nresult: 0 Success\n", 5, "ldapsearch -LLL"),
         ("dn: CN=A,DC=x\ncn: A\n\n# c\ndn: CN=B,DC=x\ndescription: a\n b\nbad line\n", 8, "expected"),
     ],
 )
