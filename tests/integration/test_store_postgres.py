@@ -244,6 +244,29 @@ def test_reads_do_not_wait_for_an_apply_in_progress(engine: PostgresEngine, stor
     reader.close()
 
 
+def test_two_first_writes_at_once_create_the_tables_once(engine: PostgresEngine):
+    stores = [engine.open(), engine.open()]
+    start, errors = threading.Barrier(2), []
+
+    def first_write(store: PostgresStore) -> None:
+        start.wait(10)
+        try:
+            store.record(record(outcome="applied"))
+        except Exception as error:  # noqa: BLE001  collected for the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=first_write, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert errors == []
+    assert engine.rows("SELECT version FROM schema_version") == [(1,)]
+    assert engine.rows("SELECT count(*) FROM apply_history") == [(2,)]
+    for store in stores:
+        store.close()
+
+
 # ───────────────────────────── the advisory lock ─────────────────────────────
 
 
@@ -399,6 +422,20 @@ def test_a_url_without_password_takes_it_from_pgpassword(engine: PostgresEngine,
     with pytest.raises(StoreError, match="authentication failed for user reconciler: wrong password; fix it in "
                                          "PGPASSWORD or PGPASSFILE"):
         PostgresStore(StoreConfig(kind="sql", url=plain)).read()
+
+
+def test_a_url_without_password_takes_it_from_pgpassfile(
+    engine: PostgresEngine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    passfile = tmp_path / "pgpass"
+    passfile.write_text(f"127.0.0.1:{engine.server.port}:{DATABASE}:{ROLE}:{ROLE_PASSWORD}\n")
+    passfile.chmod(0o600)  # libpq ignores a password file others can read
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.setenv("PGPASSFILE", str(passfile))
+    store = PostgresStore(StoreConfig(kind="sql", url=engine.server.url(password=None, schema=engine.schema())))
+    seeded(store)
+    assert sorted(store.read().users) == ["corp:a1", "corp:b2"]
+    store.close()
 
 
 def test_a_role_with_only_connect_and_a_schema_of_its_own_can_run_the_store(postgres: PostgresServer, monkeypatch):
