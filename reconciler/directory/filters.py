@@ -111,7 +111,7 @@ class SnapshotSearch:
         except InvalidFilter:
             raise
         except LDAPException as error:
-            raise InvalidFilter(str(error)) from None
+            raise InvalidFilter(str(error) + _escaping_hint(search_filter)) from None
         finally:
             self._strategy.search_filter = None
         if (self._connection.result or {}).get("result") == NO_SUCH_OBJECT:
@@ -119,6 +119,13 @@ class SnapshotSearch:
         found = [response["dn"] for response in self._connection.response or () if response.get("type") == "searchResEntry"]
         key_of = self._strategy.key_of
         return sorted(found, key=lambda dn: key_of.get(dn) or normalise_dn(dn))
+
+
+def _escaping_hint(search_filter: str) -> str:
+    """Most broken policy filters hold a DN or name with parentheses, e.g. a group `R&D (Europe)`."""
+    if re.search(r"=[^()]*\([^()]*\)[^()]*\)", search_filter):
+        return "; parentheses inside a value must be escaped as \\28 and \\29 (and * as \\2A, \\ as \\5C), per RFC 4515"
+    return ""
 
 
 def _install(connection: Connection, strategy: MockSyncStrategy) -> None:

@@ -257,6 +257,11 @@ def test_malformed_filters_are_rejected(snapshot, bad):
         snapshot.search(PEOPLE, bad)
 
 
+def test_unescaped_parentheses_in_a_value_get_a_hint(snapshot):
+    with pytest.raises(InvalidFilter, match=r"escaped as \\28 and \\29"):
+        snapshot.search(PEOPLE, f"(memberOf=CN=R&D (Europe) \\2A,{GROUPS})")
+
+
 def test_adding_the_same_dn_twice_in_another_spelling_is_refused():
     search = SnapshotSearch("active-directory")
     assert search.add(JOHN, {})
