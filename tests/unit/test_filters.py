@@ -281,6 +281,7 @@ def leaf():
     return st.one_of(
         st.tuples(st.just("eq"), attribute, WORDS),
         st.tuples(st.just("present"), attribute),
+        st.tuples(st.sampled_from([">=", "<="]), attribute, WORDS),
         st.tuples(st.just("sub"), attribute, st.one_of(st.none(), piece), st.lists(piece, max_size=2), st.one_of(st.none(), piece)),
     )
 
@@ -302,6 +303,8 @@ def render(node) -> str:
         return f"({node[1]}={node[2]})"
     if kind == "present":
         return f"({node[1]}=*)"
+    if kind in (">=", "<="):
+        return f"({node[1]}{kind}{node[2]})"
     if kind == "sub":
         _, attribute, initial, middle, final = node
         return f"({attribute}={initial or ''}*{''.join(m + '*' for m in middle)}{final or ''})"
@@ -323,6 +326,10 @@ def reference(node, entry: dict[str, list[str]]) -> bool:
         return any(v.lower() == node[2].lower() for v in values)
     if kind == "present":
         return bool(values)
+    if kind == ">=":
+        return any(v.lower() >= node[2].lower() for v in values)
+    if kind == "<=":
+        return any(v.lower() <= node[2].lower() for v in values)
     _, _, initial, middle, final = node
     pattern = f"{initial or ''}*{''.join(m + '*' for m in middle)}{final or ''}".lower()
     return any(fnmatch.fnmatchcase(v.lower(), pattern) for v in values)
