@@ -89,7 +89,13 @@ def _postgres(config: StoreConfig) -> Store:
     return PostgresStore(config)
 
 
-STORES: dict[str, Callable[[StoreConfig], Store]] = {"sqlite": _sqlite, "sql": _postgres}
+def _scim(config: StoreConfig) -> Store:
+    from .scim import ScimStore
+
+    return ScimStore(config)
+
+
+STORES: dict[str, Callable[[StoreConfig], Store]] = {"sqlite": _sqlite, "sql": _postgres, "scim": _scim}
 
 
 def open_store(config: StoreConfig) -> Store:

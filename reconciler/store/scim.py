@@ -1,0 +1,162 @@
+"""The SCIM store: an application that speaks SCIM 2.0 (RFC 7643/7644), behind the Store protocol.
+
+    store: {kind: scim, url: https://app.example.com/scim/v2, token: '${SCIM_TOKEN}'}
+
+Users and teams live on the server (Users and Groups, keyed by externalId);
+the lock, the history and the few relations SCIM cannot hold live in a side
+file next to the policy (scim_state.py). Reading: scim_view.py. Applying:
+scim_apply.py. HTTP: scim_client.py. Resource shapes: scim_mapping.py.
+docs/store-scim.md is the user's side of all this.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+
+from ..errors import Location, ReconcilerError, Refused, StalePlan, StoreError
+from ..model import Change, StoreState
+from ..policy.model import SecretRef
+from ..policy.model import Store as StoreConfig
+from . import ApplyRecord, LockInfo
+from .records import summarise
+from .scim_apply import ApplyStopped, ChangeRefused, Executor, plan_operations
+from .scim_client import ScimClient, ScimHttpError, ScimUrlError, check_base_url
+from .scim_state import SideFile
+from .scim_view import Snapshot, ViewError, build_snapshot
+from .sqlite import DEFAULT_LOCK_TTL, STALE_MESSAGE, Clock, iso, utc_now
+
+
+class ScimStore:
+    kind = "scim"
+
+    def __init__(self, config: StoreConfig, lock_ttl: int = DEFAULT_LOCK_TTL, clock: Clock = utc_now,
+                 client: ScimClient | None = None):
+        self.clock = clock
+        url = config.url.resolve() if isinstance(config.url, SecretRef) else config.url
+        if not url:
+            raise StoreError("store.url is not set; a scim store needs the SCIM base URL, e.g. https://app.example.com/scim/v2")
+        try:
+            self.where = check_base_url(url)
+        except ScimUrlError as error:
+            raise StoreError(str(error)) from None
+        if client is None:
+            if config.token is None:
+                raise StoreError("store.token is not set; a scim store needs a bearer token as a ${NAME} reference")
+            client = ScimClient(self.where, config.token.resolve(), token_hint=f"the token in ${{{config.token.variable}}}")
+        self.client = client
+        if not config.path:
+            raise StoreError("the scim store has no side file for its lock and history (store.path is not set)")
+        self.side = SideFile(config.path, lock_ttl=lock_ttl, clock=clock)
+        self._holding = False
+
+    # ── read ──
+
+    def read(self) -> StoreState:
+        return self._snapshot().state
+
+    def fingerprint(self) -> str:
+        return self.read().fingerprint
+
+    def _snapshot(self) -> Snapshot:
+        try:
+            users = self.client.list_all("Users", "listing users (GET /Users)")
+            groups = self.client.list_all("Groups", "listing groups (GET /Groups)")
+        except ScimHttpError as error:
+            raise StoreError(error.message, Location(self.where)) from None
+        try:
+            return build_snapshot(users, groups, self.side.load())
+        except ViewError as error:
+            raise StoreError(str(error), Location(self.where)) from None
+
+    def describe(self) -> str:
+        """What the server supports, as `check` shows it."""
+        try:
+            return self.client.capabilities().describe()
+        except ScimHttpError as error:
+            raise StoreError(error.message, Location(self.where)) from None
+
+    # ── lock and history: the side file's ──
+
+    @contextmanager
+    def lock(self, holder: str) -> Iterator[LockInfo]:
+        with self.side.lock(holder) as info:
+            self._holding = True
+            try:
+                yield info
+            finally:
+                self._holding = False
+
+    def history(self) -> list[ApplyRecord]:
+        return self.side.history()
+
+    def record(self, record: ApplyRecord) -> ApplyRecord:
+        return self.side.record(record)
+
+    # ── apply ──
+
+    def apply(self, changes: Sequence[Change], expected_fingerprint: str, record: ApplyRecord) -> ApplyRecord:
+        """Apply the changes in order under the lock; a failure stops and says what was and was not done."""
+        if not self._holding:  # the CLI holds the lock already; anyone else gets it taken for them
+            with self.lock(record.actor):
+                return self.apply(changes, expected_fingerprint, record)
+        record = replace(record, counts=record.counts or summarise(changes))
+        try:
+            return self.side.record(self._finished(record, self._apply(changes, expected_fingerprint)))
+        except Refused as error:
+            self._record_attempt(self._finished(record, f"refused: {error.message}"))
+            raise
+        except ReconcilerError as error:
+            self._record_attempt(self._finished(record, f"failed: {error.message}"))
+            raise
+
+    def _apply(self, changes: Sequence[Change], expected_fingerprint: str) -> str:
+        snapshot = self._snapshot()
+        if snapshot.state.fingerprint != expected_fingerprint:
+            raise StalePlan(STALE_MESSAGE)
+        try:
+            steps = plan_operations(snapshot, changes)
+        except ChangeRefused as refused:
+            raise StoreError(
+                f"cannot apply {refused.change.kind} {refused.change.action} {refused.change.key}: {refused.reason}; "
+                "nothing was changed (the whole plan was checked before the first request)",
+                Location(self.where),
+            ) from None
+        executor = Executor(self.client, snapshot)
+        try:
+            executor.run(steps)
+        except ApplyStopped as stopped:
+            raise StoreError(self._stopped_message(stopped), Location(self.where)) from None
+        finally:
+            self.side.save(executor.notes)
+        return "applied"
+
+    @staticmethod
+    def _stopped_message(stopped: ApplyStopped) -> str:
+        remaining = stopped.total - stopped.done
+        if stopped.failed is None:
+            where = f"after all {stopped.total} changes, setting managers failed"
+        else:
+            change = stopped.failed
+            where = f"stopped at change {stopped.done + 1} of {stopped.total} ({change.kind} {change.action} {change.key})"
+        return (
+            f"apply {where}: {stopped.error.message}; {stopped.done} change(s) were applied, {remaining} were not; "
+            "the server has no transactions, so what was done stays: plan again and apply to finish (nothing is duplicated)"
+        )
+
+    def _finished(self, record: ApplyRecord, outcome: str) -> ApplyRecord:
+        return replace(record, finished_at=iso(self.clock()), outcome=outcome)
+
+    def _record_attempt(self, record: ApplyRecord) -> None:
+        """Record a failed or refused apply; a history that cannot be written must not hide why it failed."""
+        try:
+            self.side.record(record)
+        except ReconcilerError:
+            pass
+
+    def close(self) -> None:
+        self.client.close()
+        self.side.close()
+
+
+__all__ = ["ScimStore"]

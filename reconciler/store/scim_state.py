@@ -1,0 +1,113 @@
+"""The SCIM store's side file: what a SCIM server has no place for.
+
+SCIM has no apply lock, no history, no group hierarchy and no way to say which
+of a user's groups is their team or which directory entries they came from. A
+small SQLite file next to the policy (`.reconciler/scim-state.db`) keeps them:
+
+- the apply lock and the history, by composition with the SQLite store (the
+  same tables, the same lock rules: TTL, takeover, refusal message);
+- "notes": per managed user, their team and their links; per managed team,
+  its parent. The server stays the truth for everything the application sees;
+  notes only say how to read it. A lost side file costs nothing but one apply:
+  the next plan shows moves and link updates that only rewrite the notes.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import urllib.parse
+from collections.abc import Callable
+from contextlib import AbstractContextManager, closing
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from ..errors import Location, StoreError
+from ..policy.model import Store as StoreConfig
+from . import ApplyRecord, LockInfo
+from .sqlite import DEFAULT_LOCK_TTL, SqliteStore, utc_now
+
+NOTES_TABLE = "scim_notes"
+
+
+@dataclass(frozen=True)
+class UserNote:
+    team: str | None
+    links: tuple[str, ...]  # "directory:anchor", sorted
+
+
+@dataclass
+class Notes:
+    users: dict[str, UserNote] = field(default_factory=dict)  # user key -> note
+    teams: dict[str, str | None] = field(default_factory=dict)  # team key -> parent key
+
+    def copy(self) -> Notes:
+        return Notes(dict(self.users), dict(self.teams))
+
+
+class SideFile:
+    """The side file at `path`: notes, lock and history. Reading never creates it."""
+
+    def __init__(self, path: str | Path, lock_ttl: int = DEFAULT_LOCK_TTL, clock: Callable[[], datetime] = utc_now):
+        self.path = Path(path)
+        self.where = str(self.path)
+        self._sqlite = SqliteStore(StoreConfig(kind="sqlite", path=str(self.path)), lock_ttl=lock_ttl, clock=clock)
+
+    # ── lock and history: the SQLite store's own ──
+
+    def lock(self, holder: str) -> AbstractContextManager[LockInfo]:
+        return self._sqlite.lock(holder)
+
+    def record(self, record: ApplyRecord) -> ApplyRecord:
+        return self._sqlite.record(record)
+
+    def history(self) -> list[ApplyRecord]:
+        return self._sqlite.history()
+
+    def close(self) -> None:
+        self._sqlite.close()
+
+    # ── notes ──
+
+    def load(self) -> Notes:
+        """The notes; empty when there is no side file (yet) or it has none."""
+        if not self.path.exists():
+            return Notes()
+        try:
+            uri = f"file:{urllib.parse.quote(str(self.path))}?mode=ro"
+            with closing(sqlite3.connect(uri, uri=True, timeout=10.0)) as db:
+                if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (NOTES_TABLE,)).fetchone() is None:
+                    return Notes()
+                rows = db.execute(f"SELECT kind, key, data FROM {NOTES_TABLE}").fetchall()
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot read the SCIM store's side file: {error}; delete it to start it afresh "
+                             "(the next apply rewrites it)", Location(self.where)) from None
+        notes = Notes()
+        for kind, key, data in rows:
+            try:
+                value = json.loads(data)
+                if kind == "user":
+                    notes.users[key] = UserNote(value.get("team"), tuple(sorted(value.get("links") or ())))
+                elif kind == "team":
+                    notes.teams[key] = value.get("parent")
+            except (ValueError, AttributeError, TypeError):
+                continue  # a hand-edited row reads as no note; the next apply writes it again
+        return notes
+
+    def save(self, notes: Notes) -> None:
+        """Replace the notes in one transaction, creating the file and its folder when needed."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with closing(sqlite3.connect(str(self.path), timeout=10.0)) as db, db:
+                db.execute(f"CREATE TABLE IF NOT EXISTS {NOTES_TABLE} ("
+                           "kind TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (kind, key))")
+                db.execute(f"DELETE FROM {NOTES_TABLE}")
+                db.executemany(
+                    f"INSERT INTO {NOTES_TABLE} (kind, key, data) VALUES (?, ?, ?)",
+                    [("user", key, json.dumps({"team": n.team, "links": list(n.links)}, sort_keys=True))
+                     for key, n in sorted(notes.users.items())]
+                    + [("team", key, json.dumps({"parent": parent})) for key, parent in sorted(notes.teams.items())],
+                )
+        except (sqlite3.Error, OSError) as error:
+            raise StoreError(f"cannot write the SCIM store's side file: {error}; check that its folder is writable",
+                             Location(self.where)) from None

@@ -1,0 +1,126 @@
+"""A real SCIM 2.0 server for the SCIM store's tests: `scim2-server` from PyPI on loopback.
+
+scim2-server is an independent RFC 7643/7644 implementation (Yaal Coop's
+scim2 suite). It keeps resources in memory, so each fixture starts a fresh one
+on a free 127.0.0.1 port with a random bearer token, and stops it by its pid.
+Its ServiceProviderConfig comes from a file, so a test can start a server
+that does not support PATCH or filtering (it then answers 501), and check the
+store falls back.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from . import free_port, stop_process, unavailable, wait_until
+
+FULL_SUPPORT: dict[str, Any] = {
+    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+    "patch": {"supported": True},
+    "bulk": {"supported": True, "maxOperations": 1000, "maxPayloadSize": 1048576},
+    "filter": {"supported": True, "maxResults": 1000},
+    "changePassword": {"supported": False},
+    "sort": {"supported": True},
+    "etag": {"supported": True},
+}
+
+
+def service_provider_config(**features: Any) -> dict[str, Any]:
+    """FULL_SUPPORT with some features replaced, e.g. patch={"supported": False}."""
+    return {**FULL_SUPPORT, **features}
+
+
+class ScimServer:
+    """A running scim2-server and an admin's view of it (as the application's own console would be)."""
+
+    def __init__(self, folder: Path, config: dict[str, Any] | None = None):
+        self.folder = folder
+        self.port = free_port()
+        self.token = "test-" + secrets.token_hex(16)
+        self.log_file = str(folder / "scim2-server.log")
+        self.url = f"http://127.0.0.1:{self.port}/v2"
+        config_file = folder / "service-provider-config.json"
+        config_file.write_text(json.dumps(config or FULL_SUPPORT))
+        started = time.monotonic()
+        with open(self.log_file, "w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "scim2_server.testserver.cli", "--hostname", "127.0.0.1",
+                 "--port", str(self.port), "--bearer-token", self.token,
+                 "--service-provider-config", str(config_file)],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        self.http = httpx.Client(base_url=self.url + "/", headers={"Authorization": f"Bearer {self.token}"},
+                                 trust_env=False, timeout=10)
+        try:
+            wait_until(lambda: self.http.get("ServiceProviderConfig").status_code == 200, 30,
+                       "scim2-server", self.process, self.log_file)
+        except BaseException:
+            self.stop()
+            raise
+        self.started_in = time.monotonic() - started
+
+    def stop(self) -> None:
+        self.http.close()
+        stop_process(self.process)
+
+    # ── the application's side ──
+
+    def list(self, endpoint: str) -> list[dict]:
+        answer = self.http.get(endpoint, params={"count": 10000})
+        answer.raise_for_status()
+        return answer.json().get("Resources") or []
+
+    def users(self) -> list[dict]:
+        return self.list("Users")
+
+    def groups(self) -> list[dict]:
+        return self.list("Groups")
+
+    def user(self, user_name: str) -> dict | None:
+        hits = [u for u in self.users() if u.get("userName", "").lower() == user_name.lower()]
+        assert len(hits) <= 1, f"{len(hits)} users named {user_name}"
+        return hits[0] if hits else None
+
+    def group(self, external_id: str) -> dict | None:
+        hits = [g for g in self.groups() if g.get("externalId") == external_id]
+        assert len(hits) <= 1, f"{len(hits)} groups with externalId {external_id}"
+        return hits[0] if hits else None
+
+    def create_user(self, resource: dict) -> dict:
+        answer = self.http.post("Users", json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], **resource})
+        assert answer.status_code == 201, answer.text
+        return answer.json()
+
+    def patch(self, endpoint: str, resource_id: str, operations: list[dict]) -> None:
+        answer = self.http.patch(f"{endpoint}/{resource_id}", json={
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": operations})
+        assert answer.status_code in (200, 204), answer.text
+
+    def delete(self, endpoint: str, resource_id: str) -> None:
+        answer = self.http.delete(f"{endpoint}/{resource_id}")
+        assert answer.status_code == 204, answer.text
+
+
+def start_scim_server(folder: Path, config: dict[str, Any] | None = None) -> ScimServer:
+    """A fresh server, or skip (fail under RECONCILER_REQUIRE_SERVERS=1) when scim2-server is not installed."""
+    if importlib.util.find_spec("scim2_server") is None:
+        unavailable("scim2-server is not installed (pip install -e '.[test]')")
+    folder.mkdir(parents=True, exist_ok=True)
+    return ScimServer(folder, config)
+
+
+@pytest.fixture
+def scim_server(tmp_path) -> Iterator[ScimServer]:
+    server = start_scim_server(tmp_path / "scim2-server")
+    yield server
+    server.stop()
