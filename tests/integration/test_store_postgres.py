@@ -438,17 +438,41 @@ def test_a_url_without_password_takes_it_from_pgpassfile(
     store.close()
 
 
-def test_a_role_with_only_connect_and_a_schema_of_its_own_can_run_the_store(postgres: PostgresServer, monkeypatch):
-    role, password = "app_sync_" + uuid.uuid4().hex[:6], uuid.uuid4().hex
-    postgres.sql(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
-    postgres.sql("CREATE SCHEMA " + role, f"REVOKE ALL ON DATABASE {DATABASE} FROM PUBLIC",
-                 f"GRANT CONNECT ON DATABASE {DATABASE} TO {role}", f"GRANT USAGE, CREATE ON SCHEMA {role} TO {role}",
-                 database=DATABASE)
-    monkeypatch.setenv("DATABASE_URL", postgres.url(role, password, schema=role))
+def test_the_documented_minimal_roles_run_the_store_and_let_the_application_read_it(
+    postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch
+):
+    """The setup docs/store-postgres.md gives, statement for statement (names made unique)."""
+    suffix = uuid.uuid4().hex[:6]
+    sync, app, schema = f"sync_{suffix}", f"app_{suffix}", f"reconciler_{suffix}"
+    sync_password, app_password = uuid.uuid4().hex, uuid.uuid4().hex
+    postgres.sql(f"CREATE ROLE {sync} LOGIN PASSWORD '{sync_password}'",
+                 f"CREATE ROLE {app} LOGIN PASSWORD '{app_password}'")
+    postgres.sql(
+        f"CREATE SCHEMA {schema}",
+        f"REVOKE ALL ON DATABASE {DATABASE} FROM PUBLIC",  # nothing but the grants below
+        f"GRANT CONNECT ON DATABASE {DATABASE} TO {sync}",
+        f"GRANT USAGE, CREATE ON SCHEMA {schema} TO {sync}",
+        f"GRANT CONNECT ON DATABASE {DATABASE} TO {app}",
+        f"GRANT USAGE ON SCHEMA {schema} TO {app}",
+        f"ALTER DEFAULT PRIVILEGES FOR ROLE {sync} IN SCHEMA {schema} GRANT SELECT ON TABLES TO {app}",
+        database=DATABASE,
+    )
+    monkeypatch.setenv("DATABASE_URL", postgres.url(sync, sync_password, schema=schema))
     store = PostgresStore(StoreConfig(kind="sql", url=SecretRef("DATABASE_URL", "store.url")))
     with store.lock("ci@minimal"):
         seeded(store)
-    assert sorted(store.read().users) == ["corp:a1", "corp:b2"]
+    with psycopg.connect(postgres.url(sync, sync_password, schema=schema), autocommit=True) as owner:
+        owner.execute(f"GRANT INSERT, UPDATE, DELETE ON {schema}.users TO {app}")  # hand-made users, if wanted
+
+    with psycopg.connect(postgres.url(app, app_password, schema=schema), autocommit=True) as application:
+        assert application.execute("SELECT key, email FROM users ORDER BY key").fetchall() == [
+            ("corp:a1", "alice@example.com"), ("corp:b2", "bob@example.com")]
+        row_id = application.execute(
+            "INSERT INTO users (email, created_at, updated_at) VALUES ('hand@example.com', 'now', 'now') RETURNING id"
+        ).fetchone()[0]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            application.execute("DELETE FROM apply_history")
+    assert store.read().users[f"local:{row_id}"].email == "hand@example.com"
     store.close()
 
 
