@@ -559,3 +559,7 @@ def test_the_command_says_a_wrong_password_in_one_line_without_it(
         f"user {ROLE}: wrong password; fix it in the URL in ${{DATABASE_URL}}"
     ]
     assert wrong not in result.stdout + result.stderr
+    checked = run_cli("check", str(policy), env=env, cwd=policy.parent)
+    assert checked.returncode == 1
+    assert checked.stdout.splitlines()[-1] == f"FAIL store: sql: {result.stderr.strip()}"
+    assert wrong not in checked.stdout + checked.stderr
