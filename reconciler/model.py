@@ -116,7 +116,7 @@ class OutOfScope:
     directory: str
     dn: str
     anchor: str
-    reason: str  # "not a member of CN=Security Key Owners,... (directly or nested)"
+    reason: str  # "not a member of CN=Security Key Owners,... (directly or through nested groups)"
 
 
 @dataclass(slots=True)

@@ -137,7 +137,7 @@ class LiveSource:
         members: set[str] = set()
         for group_dn in scope.member_of:
             members |= graph.all_members(normalise_dn(group_dn))
-        reason = f"not a member of {' or '.join(scope.member_of)} (directly or nested)"
+        reason = f"not a member of {' or '.join(scope.member_of)} (directly or through nested groups)"
         kept, dropped = [], []
         for key, entry in entries.items():
             if key in members:
