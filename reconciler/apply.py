@@ -4,9 +4,10 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+from dataclasses import replace
 from datetime import datetime, timezone
 
-from .errors import StalePlan
+from .errors import ReconcilerError, StalePlan, TooMuchChange
 from .model import Plan
 from .plan.document import plan_digest
 from .plan.safety import enforce
@@ -44,17 +45,34 @@ def apply_plan(plan: Plan, policy: Policy, store: Store, *, force_reason: str | 
     The store re-checks its fingerprint inside its transaction, so a plan is never
     applied to a store that changed after the plan was made.
     """
-    enforce(plan, policy.safety, force_reason=force_reason)
     who, commit, run_id = actor()
+    record = ApplyRecord(
+        started_at=now(), finished_at="", actor=who, commit=commit, run_id=run_id,
+        policy_digest=policy.digest, plan_digest=plan_digest(plan), counts=plan.summary,
+        outcome="applied", force_reason=force_reason,
+    )
+    try:
+        enforce(plan, policy.safety, force_reason=force_reason)
+    except TooMuchChange as refused:
+        _record_refusal(store, record, refused)
+        raise
     with store.lock(who) as lock:
         if on_lock is not None:
             on_lock(lock)
-        record = ApplyRecord(
-            started_at=now(), finished_at="", actor=who, commit=commit, run_id=run_id,
-            policy_digest=policy.digest, plan_digest=plan_digest(plan), counts=plan.summary,
-            outcome="applied", force_reason=force_reason,
-        )
         return store.apply(plan.changes, plan.store_fingerprint, record)
+
+
+def _record_refusal(store: Store, record: ApplyRecord, refused: TooMuchChange) -> None:
+    """A refused apply is history too: the scheduled job that keeps hitting a limit shows up
+    in `reconciler history`. Stores that keep no history of refusals are skipped."""
+    write = getattr(store, "record", None)
+    if write is None:
+        return
+    reason = refused.message.removeprefix("refused, nothing changed: ").split(". Review the plan")[0]
+    try:
+        write(replace(record, finished_at=now(), outcome=f"refused: {reason}"))
+    except ReconcilerError:
+        pass  # the refusal itself is what the user must see
 
 
 __all__ = ["apply_plan", "check_saved_plan", "LockInfo"]

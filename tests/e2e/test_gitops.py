@@ -119,6 +119,8 @@ def test_over_the_limit_the_plan_is_shown_but_apply_refuses_and_force_needs_a_re
     assert refused.code == 3
     assert "29 deactivations is over the limit of 10% (28 of 288 managed users) (safety.max_deactivations)" in refused.err
     assert synced.sql("SELECT count(*) FROM users WHERE status = 'deactivated'") == [(0,)]
+    [refusal, *_] = json.loads(synced.run("history", "policy.yaml", "--format", "json").out)
+    assert refusal["outcome"].startswith("refused: 29 deactivations is over the limit")
     assert synced.run("apply", "policy.yaml", "--auto-approve", "--force").code == 64
     forced = synced.run("apply", "policy.yaml", "--auto-approve", "--force", "--reason", "contractor programme ended (CHG-42)",
                         env={"GITHUB_ACTOR": "octocat", "GITHUB_SHA": "abc123def456", "GITHUB_RUN_ID": "99"})
