@@ -203,3 +203,41 @@ def test_markdown_goes_to_the_github_step_summary_too(synced, tmp_path):
     synced.run("plan", "policy.yaml", env={"GITHUB_STEP_SUMMARY": str(summary)})
     text = summary.read_text()
     assert text.startswith("### reconciler plan for policy\\.yaml") and "Users to deactivate (1)" in text
+
+
+def run_on_terminal(company, answer: str) -> tuple[int, str]:
+    """apply on a pseudo-terminal, as a person runs it, answering the confirmation prompt."""
+    import os
+    import pty
+
+    from tests.e2e.conftest import reconciler_executable
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([reconciler_executable(), "apply", "policy.yaml"], cwd=company.folder,
+                               stdin=follower, stdout=follower, stderr=follower, close_fds=True)
+    os.close(follower)
+    output = b""
+    answered = False
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the process is done
+            break
+        if not chunk:
+            break
+        output += chunk
+        if not answered and b"Apply these changes?" in output:
+            os.write(leader, answer.encode() + b"\n")
+            answered = True
+    os.close(leader)
+    return process.wait(timeout=60), output.decode(errors="replace")
+
+
+def test_apply_on_a_terminal_asks_and_does_nothing_unless_confirmed(synced):
+    remove_people(synced, ["sosei"])
+    code, output = run_on_terminal(synced, "n")
+    assert code == 1 and "Nothing applied." in output
+    assert synced.user("samuel.osei@corp.example.com")["status"] == "active"
+    code, output = run_on_terminal(synced, "y")
+    assert code == 0 and "Applied: 1 user deactivate." in output
+    assert synced.user("samuel.osei@corp.example.com")["status"] == "deactivated"
