@@ -55,7 +55,6 @@ SCHEMES = ("postgresql", "postgres")
 class PostgresStore(SqlStore):
     kind = "sql"
     dialect = POSTGRESQL
-    busy_timeout = float(LOCK_WAIT)
 
     def __init__(self, config: StoreConfig, lock_ttl: int = DEFAULT_LOCK_TTL, clock: Clock = utc_now):
         super().__init__(lock_ttl=lock_ttl, clock=clock)
@@ -73,8 +72,8 @@ class PostgresStore(SqlStore):
         if self._connection is not None and not self._connection.closed:
             return self._connection
         if self._holding:  # the session that held the apply lock is gone, and the lock with it
-            raise StoreError("lost the connection to the server during the apply; nothing after it was written, "
-                             "run plan again", Location(self.where))
+            raise StoreError("lost the connection to the server while holding the apply lock, and the lock with it; "
+                             "what was not committed was rolled back: run plan again", Location(self.where))
         conninfo = self.url.resolve() if isinstance(self.url, SecretRef) else self.url
         params = parse_conninfo(conninfo, self._url_source())
         self.where = describe(params)
@@ -86,11 +85,11 @@ class PostgresStore(SqlStore):
         except psycopg.Error as error:
             cause = connect_failure(error, params, self._url_source(), extra.get("connect_timeout"))
             raise StoreError(f"cannot connect: {cause}", Location(self.where)) from None
+        self._connection = connection  # from here close() closes it, whatever fails next
         # Reads (the plain BEGIN of SqlStore) get one snapshot for all their SELECTs;
         # writes say READ COMMITTED themselves, see _begin_write.
         connection.execute("SET default_transaction_isolation = 'repeatable read'")
         connection.execute(f"SET lock_timeout = '{LOCK_WAIT}s'")
-        self._connection = connection
         return connection
 
     def _url_source(self) -> str:
@@ -237,7 +236,7 @@ class PostgresStore(SqlStore):
                        "USAGE, CREATE on the schema (see docs/store-postgres.md)")
         elif isinstance(error, pg_errors.IntegrityError):
             message = f"the store's constraints refused the changes: {primary}; nothing was changed"
-        elif isinstance(error, psycopg.OperationalError):
+        elif isinstance(error, psycopg.OperationalError) and (self._connection is None or self._connection.closed):
             message = f"lost the connection to the server: {primary}; nothing uncommitted was written, run plan again"
         else:
             message = f"PostgreSQL error: {primary}"

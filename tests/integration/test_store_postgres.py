@@ -267,6 +267,37 @@ def test_two_first_writes_at_once_create_the_tables_once(engine: PostgresEngine)
         store.close()
 
 
+def test_an_application_transaction_holding_the_tables_too_long_makes_the_apply_say_busy(
+    engine: PostgresEngine, store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+):
+    from reconciler.store import postgres as postgres_store
+
+    seeded(store)
+    store.close()
+    monkeypatch.setattr(postgres_store, "LOCK_WAIT", 1)
+    impatient = engine.open()
+    fingerprint = impatient.fingerprint()
+    with psycopg.connect(engine.url()) as application:  # not autocommit: the UPDATE's transaction stays open
+        application.execute("UPDATE users SET updated_at = 'soon' WHERE key = 'corp:a1'")
+        with pytest.raises(StoreError) as raised:
+            impatient.apply([], fingerprint, record())
+        application.rollback()
+    assert str(raised.value).endswith(
+        "the store is busy: another transaction held its tables for over 1 s (another apply, or the application "
+        "writing); try again")
+    impatient.close()
+
+
+def test_a_schema_with_the_applications_own_users_table_is_not_taken_over(engine: PostgresEngine, store: PostgresStore):
+    engine.execute("CREATE TABLE users (id serial PRIMARY KEY, login text)")
+    with pytest.raises(StoreError) as raised:
+        apply(store)
+    assert str(raised.value).endswith(
+        'relation "users" already exists, but not as part of a reconciler store; point the store at a schema of '
+        "its own (options=-csearch_path%3Dreconciler in the URL)")
+    assert engine.rows("SELECT tablename FROM pg_tables WHERE schemaname = ?", (engine.schema(),)) == [("users",)]
+
+
 # ───────────────────────────── the advisory lock ─────────────────────────────
 
 
