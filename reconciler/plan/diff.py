@@ -62,6 +62,7 @@ class _Differ:
         self.changes: list[Change] = []
         self.ignored: list[EntryVerdict] = []
         self.claimed: dict[str, str] = {}  # store key -> desired key
+        self._managed_teams: frozenset[str] | None = None
         self.final_teams: dict[str, set[str]] = {}  # store/desired user key -> team keys it references after the plan
         # why an entry is not imported, by "directory:anchor": the reason a leaver's change gives
         self.verdict_by_link = {f"{v.directory}:{v.anchor}": v for v in desired.verdicts}
@@ -133,7 +134,10 @@ class _Differ:
         self.final_teams[key] = {d.team, *d.memberships, *(s.memberships - self.managed_teams())} - {None}  # type: ignore[arg-type]
 
     def managed_teams(self) -> frozenset[str]:
-        return frozenset(k for k, t in self.store.teams.items() if t.managed) | frozenset(self.desired.teams)
+        """Teams whose memberships the plan may change (computed once: it is asked per user)."""
+        if self._managed_teams is None:
+            self._managed_teams = frozenset(k for k, t in self.store.teams.items() if t.managed) | frozenset(self.desired.teams)
+        return self._managed_teams
 
     def membership_changes(self, user_key: str, want: frozenset[str], have: frozenset[str]) -> None:
         for team in sorted(want - have):
