@@ -18,7 +18,8 @@ def sections() -> dict[str, str]:
     found = {"policy-reference": render_reference(policy_schema()).split("\n", 2)[2].strip()}
     for doc in sorted((ROOT / "docs").glob("*.md")):
         # one heading level down: the documents sit inside a README section
-        found[doc.stem] = re.sub(r"^(#+) ", r"#\1 ", doc.read_text().strip(), flags=re.M)
+        text = re.sub(r"^(#+) ", r"#\1 ", doc.read_text().strip(), flags=re.M)
+        found[doc.stem] = re.sub(r"\]\(([\w-]+\.md)\)", r"](docs/\1)", text)  # links between docs, seen from the root
     return found
 
 
