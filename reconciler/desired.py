@@ -22,6 +22,7 @@ from .model import (
     Link,
     normalise_dn,
 )
+from .directory.membership import reachable
 from .policy.model import Directory, Mapping, Policy, Template
 
 
@@ -248,16 +249,11 @@ def _group_parents(groups: dict[str, DirectoryGroup]) -> dict[str, set[str]]:
 
 
 def transitive_groups(direct: frozenset[str], parents: dict[str, set[str]]) -> set[str]:
-    """Every group reachable upward from the direct ones; cycle-safe."""
-    seen: set[str] = set()
-    todo = list(direct)
-    while todo:
-        dn = todo.pop()
-        if dn in seen:
-            continue
-        seen.add(dn)
-        todo.extend(parents.get(dn, ()))
-    return seen
+    """The direct groups and every group above them; cycle-safe."""
+    found = set(direct)
+    for group in direct:
+        found |= reachable(group, parents)
+    return found
 
 
 def build_desired_state(policy: Policy, reads: list[DirectoryRead]) -> DesiredState:

@@ -74,13 +74,13 @@ class Membership:
     def all_members(self, group: str) -> frozenset[str]:
         """Everything reachable downwards from `group`: members, members of member groups, ..."""
         if group not in self._all_members:
-            self._all_members[group] = _reachable(group, self._members)
+            self._all_members[group] = reachable(group, self._members)
         return self._all_members[group]
 
     def all_groups(self, member: str) -> frozenset[str]:
         """Every group `member` belongs to directly or through nested groups."""
         if member not in self._all_groups:
-            self._all_groups[member] = _reachable(member, self._groups)
+            self._all_groups[member] = reachable(member, self._groups)
         return self._all_groups[member]
 
     def is_member(self, member: str, group: str) -> bool:
@@ -88,7 +88,7 @@ class Membership:
         return member in self.all_members(group)
 
 
-def _reachable(start: str, edges: Mapping[str, set[str]]) -> frozenset[str]:
+def reachable(start: str, edges: Mapping[str, set[str]]) -> frozenset[str]:
     """Breadth-first walk; `seen` makes cycles terminate. `start` is included only via a cycle."""
     seen: set[str] = set()
     queue = deque(edges.get(start, ()))

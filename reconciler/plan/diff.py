@@ -17,25 +17,15 @@ from ..policy.model import Policy
 USER_FIELDS = ("email", "display_name", "attributes", "links")
 
 
-def desired_record(user: DesiredUser) -> dict[str, Any]:
+def record(user: DesiredUser | StoreUser) -> dict[str, Any]:
+    """A user as the plan writes it: the fields a store holds, JSON-ready."""
     return {
         "email": user.email,
         "display_name": user.display_name,
         "attributes": dict(user.attributes),
         "team": user.team,
         "links": [str(link) for link in user.links],
-        "status": "active",
-    }
-
-
-def store_record(user: StoreUser) -> dict[str, Any]:
-    return {
-        "email": user.email,
-        "display_name": user.display_name,
-        "attributes": dict(user.attributes),
-        "team": user.team,
-        "links": [str(link) for link in user.links],
-        "status": user.status,
+        "status": getattr(user, "status", "active"),  # desired users are active by definition
     }
 
 
@@ -104,13 +94,13 @@ class _Differ:
         return matched
 
     def user_changes(self, d: DesiredUser, s: StoreUser | None) -> None:
-        want = desired_record(d)
+        want = record(d)
         if s is None:
             self.changes.append(Change("create", "user", d.key, f"new in {d.source}", None, want))
             self.membership_changes(d.key, d.memberships, frozenset())
             self.final_teams[d.key] = {d.team, *d.memberships} - {None}  # type: ignore[arg-type]
             return
-        have = store_record(s)
+        have = record(s)
         if not s.managed:
             reason = f"adopted: an unmanaged user with email {d.email} exists; {d.source}'s data wins"
             self.changes.append(Change("adopt", "user", d.key, reason, {"key": s.key, **have}, want))
@@ -187,7 +177,7 @@ class _Differ:
             reason = f"left scope: no longer found in {names} under its search bases and filter"
         self.final_teams[s.key] = {s.team, *s.memberships} - {None}  # type: ignore[arg-type]
         if action == "delete":
-            self.changes.append(Change("delete", "user", s.key, reason, store_record(s), None))
+            self.changes.append(Change("delete", "user", s.key, reason, record(s), None))
             del self.final_teams[s.key]
         elif action == "deactivate" and s.status == "active":
             self.changes.append(Change("deactivate", "user", s.key, reason, {"status": "active"}, {"status": "deactivated"}))
