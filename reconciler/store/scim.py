@@ -40,15 +40,23 @@ class ScimStore:
             self.where = check_base_url(url)
         except ScimUrlError as error:
             raise StoreError(str(error)) from None
-        if client is None:
-            if config.token is None:
-                raise StoreError("store.token is not set; a scim store needs a bearer token as a ${NAME} reference")
-            client = ScimClient(self.where, config.token.resolve(), token_hint=f"the token in ${{{config.token.variable}}}")
-        self.client = client
+        if client is None and config.token is None:
+            raise StoreError("store.token is not set; a scim store needs a bearer token as a ${NAME} reference")
+        self._token = config.token
+        self._client = client
         if not config.path:
             raise StoreError("the scim store has no side file for its lock and history (store.path is not set)")
         self.side = SideFile(config.path, lock_ttl=lock_ttl, clock=clock)
         self._holding = False
+
+    @property
+    def client(self) -> ScimClient:
+        """Made on first use, so `history` reads the side file without needing the token."""
+        if self._client is None:
+            assert self._token is not None
+            self._client = ScimClient(self.where, self._token.resolve(),
+                                      token_hint=f"the token in ${{{self._token.variable}}}")
+        return self._client
 
     # ── read ──
 
@@ -68,13 +76,6 @@ class ScimStore:
             return build_snapshot(users, groups, self.side.load())
         except ViewError as error:
             raise StoreError(str(error), Location(self.where)) from None
-
-    def describe(self) -> str:
-        """What the server supports, as `check` shows it."""
-        try:
-            return self.client.capabilities().describe()
-        except ScimHttpError as error:
-            raise StoreError(error.message, Location(self.where)) from None
 
     # ── lock and history: the side file's ──
 
@@ -155,7 +156,8 @@ class ScimStore:
             pass
 
     def close(self) -> None:
-        self.client.close()
+        if self._client is not None:
+            self._client.close()
         self.side.close()
 
 

@@ -154,15 +154,6 @@ class Capabilities:
             etag=supported("etag"),
         )
 
-    def describe(self) -> str:
-        """One line for `check` and the docs: which features the store will use."""
-        bulk = f"bulk (up to {self.bulk_max_operations} operations)" if self.bulk else "no bulk"
-        return ", ".join([
-            "PATCH" if self.patch else "no PATCH (PUT instead)",
-            "filter" if self.filter else "no filter (lists and filters here)",
-            bulk,
-        ])
-
 
 def filter_value(value: str) -> str:
     """A string as a SCIM filter literal: JSON string syntax (RFC 7644 §3.4.2.2)."""

@@ -227,14 +227,16 @@ class ScimUser:
 
 
 def primary_email(resource: Mapping[str, Any]) -> str:
-    """The primary email, else the first, else userName (RFC 7643 §4.1.2)."""
-    emails = [e for e in resource.get("emails") or [] if isinstance(e, dict) and isinstance(e.get("value"), str)]
-    primary = [e for e in emails if e.get("primary") is True]
-    chosen = (primary or emails)[:1]
-    if chosen:
-        return chosen[0]["value"]
-    user_name = resource.get("userName")
-    return user_name if isinstance(user_name, str) else ""
+    """The email a user is matched by: the primary email (RFC 7643 §4.1.2), else userName when it is an
+    address (most applications sign in with it), else the first email."""
+    emails = [e["value"] for e in resource.get("emails") or [] if isinstance(e, dict) and isinstance(e.get("value"), str)]
+    primary = [e["value"] for e in resource.get("emails") or []
+               if isinstance(e, dict) and isinstance(e.get("value"), str) and e.get("primary") is True]
+    user_name = resource.get("userName") if isinstance(resource.get("userName"), str) else ""
+    for candidate in (*primary[:1], user_name if "@" in user_name else "", *emails[:1], user_name):
+        if candidate:
+            return candidate
+    return ""
 
 
 def version_of(resource: Mapping[str, Any]) -> str:
