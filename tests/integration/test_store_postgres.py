@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -154,8 +155,6 @@ def test_the_tables_are_the_ones_sqlite_has(engine: PostgresEngine, store: Postg
     sqlite = SqliteStore(StoreConfig(kind="sqlite", path=str(tmp_path / "s.db")))
     apply(sqlite)
     sqlite.close()
-    import sqlite3
-
     with sqlite3.connect(tmp_path / "s.db") as db:
         tables = sorted(r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
         on_sqlite = {t: [c[1] for c in db.execute(f"PRAGMA table_info({t})")] for t in tables}
@@ -179,7 +178,7 @@ def test_the_same_content_has_the_same_fingerprint_on_sqlite_and_postgresql(engi
         apply(store, *changes)
         apply(store, Change("deactivate", "user", "corp:b2", "left", {"status": "active"}, {"status": "deactivated"}))
     add_unmanaged_user(engine, "hand@example.com", "Org")
-    sqlite3_connection = __import__("sqlite3").connect(tmp_path / "twin.db")
+    sqlite3_connection = sqlite3.connect(tmp_path / "twin.db")
     with sqlite3_connection:
         sqlite3_connection.execute(
             "INSERT INTO users (email, display_name, attributes, team_key, status, created_at, updated_at)"
