@@ -9,6 +9,7 @@ from .model import DesiredState, Plan, StoreState
 from .plan.build import make_plan
 from .policy.model import Policy, SecretRef
 from .store import Store, open_store
+from .timings import stage
 
 
 @dataclass
@@ -33,12 +34,18 @@ def require_secrets(policy: Policy) -> None:
 def plan_policy(policy: Policy, store: Store | None = None) -> Planned:
     """Reads every directory (aborting on any incomplete read), then the store, then diffs."""
     require_secrets(policy)
-    desired = build_desired_state(policy, read_all(policy.directories))
+    with stage("read"):
+        reads = read_all(policy.directories)
+    with stage("desired"):
+        desired = build_desired_state(policy, reads)
     own = store is None
     store = store or open_store(policy.store)
     try:
-        state = store.read()
+        with stage("store_read"):
+            state = store.read()
     finally:
         if own:
             store.close()
-    return Planned(policy, desired, state, make_plan(policy, desired, state))
+    with stage("diff"):
+        plan = make_plan(policy, desired, state)
+    return Planned(policy, desired, state, plan)

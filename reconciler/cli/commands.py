@@ -61,12 +61,16 @@ def plan(
         from ..plan.attribution import attribute
 
         result = attribute(result, plan_policy(load(base_policy)).plan)
-    typer.echo(renderer(format.value, color=_stdout_is_terminal()).render(result), nl=False)
-    if out is not None:
-        from ..plan.document import dumps
+    from ..timings import stage
 
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(dumps(result), encoding="utf-8")
+    with stage("render"):
+        typer.echo(renderer(format.value, color=_stdout_is_terminal()).render(result), nl=False)
+        if out is not None:
+            from ..plan.document import dumps
+
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(dumps(result), encoding="utf-8")
+    if out is not None:
         typer.echo(f"Saved the plan to {out}; apply it with: reconciler apply --plan {out}", err=True)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
