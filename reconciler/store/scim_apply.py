@@ -24,6 +24,7 @@ from typing import Any
 
 from ..model import Change
 from .records import ChangeRejected, membership_parts, team_columns, user_columns
+from .scim_bulk import BulkSender
 from .scim_client import ScimClient, ScimHttpError
 from .scim_mapping import (
     MANAGER,
@@ -410,6 +411,22 @@ class Executor:
 
     def run(self, steps: Sequence[Step]) -> int:
         """Carries out every step; raises ApplyStopped at the first request that fails for good."""
+        capabilities = self.client.capabilities()
+        if capabilities.bulk and capabilities.patch and steps:
+            def stopped(done: int, change: Change, error: ScimHttpError) -> ApplyStopped:
+                return ApplyStopped(done, len(steps), change, error)
+
+            BulkSender(self, capabilities.bulk_max_operations, capabilities.bulk_max_payload).run(steps, stopped)
+            done = len(steps)
+        else:
+            done = self._run_one_by_one(steps)
+        try:
+            self._set_waiting_managers()
+        except ScimHttpError as error:
+            raise ApplyStopped(done, len(steps), None, error) from None
+        return done
+
+    def _run_one_by_one(self, steps: Sequence[Step]) -> int:
         done = 0
         for step in steps:
             try:
@@ -418,10 +435,6 @@ class Executor:
             except ScimHttpError as error:
                 raise ApplyStopped(done, len(steps), step.change, error) from None
             done += 1
-        try:
-            self._set_waiting_managers()
-        except ScimHttpError as error:
-            raise ApplyStopped(done, len(steps), None, error) from None
         return done
 
     def _do(self, op: Op) -> None:
