@@ -112,7 +112,7 @@ class LiveSource:
     def _read_users(self, connection) -> tuple[list[DirectoryEntry], int, list[OutOfScope]]:
         directory = self.directory
         scope = directory.users
-        server_side = self.is_ad and scope.member_of
+        server_side = directory.member_of_on_server
         ldap_filter = in_chain_filter(scope.filter, scope.member_of) if server_side else scope.filter
         entries: dict[str, DirectoryEntry] = {}
         needed = template_attributes(directory.mapping)  # once, not per entry: 100,000 users add up

@@ -172,15 +172,26 @@ class _Differ:
             names = ", ".join(sorted({l.directory for l in s.links}))
             action, reason = self.policy.lifecycle.when_out_of_scope, f"left scope: directory {names} is no longer in the policy"
         else:
-            names = ", ".join(sorted({l.directory for l in s.links}))
-            action = self.policy.lifecycle.when_out_of_scope
-            reason = f"left scope: no longer found in {names} under its search bases and filter"
+            action, reason = self.policy.lifecycle.when_out_of_scope, self.not_found_reason(s)
         self.final_teams[s.key] = {s.team, *s.memberships} - {None}  # type: ignore[arg-type]
         if action == "delete":
             self.changes.append(Change("delete", "user", s.key, reason, record(s), None))
             del self.final_teams[s.key]
         elif action == "deactivate" and s.status == "active":
             self.changes.append(Change("deactivate", "user", s.key, reason, {"status": "active"}, {"status": "deactivated"}))
+
+    def not_found_reason(self, s: StoreUser) -> str:
+        """Why a store user's entries were not read at all. Where the server applies member_of, leaving
+        the groups looks the same as leaving the search bases, so the reason names both."""
+        names = sorted({l.directory for l in s.links})
+        by_name = {d.name: d for d in self.policy.directories}
+        filtered = [by_name[n] for n in names if n in by_name and by_name[n].member_of_on_server]
+        if not filtered:
+            return f"left scope: no longer found in {', '.join(names)} under its search bases and filter"
+        groups = " or ".join(g for d in filtered for g in d.users.member_of)
+        return (f"left scope: not a member of {groups} (directly or through nested groups) any more, or no longer "
+                f"under the search bases and filter of {', '.join(names)}; the server checks membership and "
+                "does not say which")
 
     def team_changes(self) -> None:
         referenced: set[str] = set().union(*self.final_teams.values()) if self.final_teams else set()

@@ -161,6 +161,12 @@ class Directory:
     empty_result_expected: bool = False
     location: Location | None = None
 
+    @property
+    def member_of_on_server(self) -> bool:
+        """Whether the server, not the reader, applies users.member_of: AD's in-chain rule returns members
+        only, so a read never sees a non-member and cannot say why someone is missing."""
+        return self.kind == "active-directory" and bool(self.users.member_of)
+
 
 @dataclass(frozen=True)
 class Placement:

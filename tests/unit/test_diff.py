@@ -58,6 +58,25 @@ def test_a_leaver_is_deactivated_with_the_reason_and_never_deleted_by_default():
     assert change.reason == "left scope: no longer found in corp under its search bases and filter"
 
 
+def test_a_member_of_leaver_on_ad_is_not_called_gone_from_the_bases():
+    """AD applies member_of on the server (in-chain rule): someone removed from the group is simply not
+    returned, so the reason must name the group too, not claim they left the search bases."""
+    from reconciler.policy.model import UserScope
+
+    keys = "CN=Security Key Owners,OU=Groups,DC=corp,DC=example,DC=com"
+    ann, bob = person("Ann Lee"), person("Bob Stone")
+    live = directory(kind="active-directory", users=UserScope(search_bases=("OU=People,DC=corp,DC=example,DC=com",),
+                                                              member_of=(keys,)))
+    [change] = plan_for(policy(live), [read(ann)], store(imported_user(ann), imported_user(bob)))
+    assert change.action == "deactivate" and change.reason == (
+        f"left scope: not a member of {keys} (directly or through nested groups) any more, or no longer under the "
+        "search bases and filter of corp; the server checks membership and does not say which")
+    # a snapshot (or OpenLDAP) read reports non-members itself, so missing there means gone from the bases
+    snapshot = directory(users=live.users)
+    [change] = plan_for(policy(snapshot), [read(ann)], store(imported_user(ann), imported_user(bob)))
+    assert change.reason == "left scope: no longer found in corp under its search bases and filter"
+
+
 def test_a_leaver_with_a_known_reason_says_it():
     ann = person("Ann Lee")
     no_mail = person("Bob Stone", mail=None)
