@@ -255,6 +255,18 @@ def test_check_with_a_wrong_password_names_the_cause_and_never_the_password(live
     assert wrong not in checked.output and live_server.connection.bind_password not in checked.output
 
 
+def test_plan_with_a_wrong_password_is_one_line_without_the_password(live_server, company):
+    company.write_policy({"corp": live_server.policy_directory()})
+    wrong = "Wr0ng-But-Plausible-Passw0rd!"
+    planned = company.run("plan", "policy.yaml", env={live_server.connection.password_env: wrong})
+    assert planned.code == 1 and planned.out == ""
+    [message] = planned.err.splitlines()
+    assert message.startswith("policy.yaml:") and "directory corp: cannot connect" in message
+    assert f"bind as {live_server.connection.bind_dn} failed: " in message
+    assert ("(AD code 52e)" if live_server.kind == "active-directory" else "(invalidCredentials)") in message
+    assert wrong not in planned.output and not company.store.exists()
+
+
 # ── failing closed ────────────────────────────────────────────────────────
 
 
