@@ -207,7 +207,7 @@ def expected_row(server, account: str) -> tuple[str, str, str]:
         return "—", "ignored", "no email"
     if person.disabled:
         return email(server, account), "disabled", "disabled in corp"
-    return email(server, account), "imported", ""
+    return email(server, account), "imported", "in scope of corp; email from {mail}"
 
 
 def test_preview_shows_the_count_read_and_the_first_rows_with_verdicts(live_server, company):
@@ -225,7 +225,7 @@ def test_preview_shows_the_count_read_and_the_first_rows_with_verdicts(live_serv
     for account, shown_email, verdict, reason in everyone:
         want_email, want_verdict, reason_start = expected_row(live_server, account)
         assert (shown_email, verdict) == (want_email, want_verdict), account
-        assert reason.startswith(reason_start) and reason, account
+        assert reason.startswith(reason_start), (account, reason)
     assert not company.store.exists()  # preview never writes
 
 
