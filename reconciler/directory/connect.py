@@ -18,6 +18,7 @@ from ldap3.core.exceptions import LDAPException
 
 from ..errors import DirectoryError
 from ..policy.model import Directory
+from .lean_decoder import install as install_lean_decoder
 from .probe import Endpoint, ProbeFailed, parse_url, resolve, tcp, tls_handshake
 
 # Active Directory puts the reason for a failed bind in the diagnostic message,
@@ -121,6 +122,7 @@ def open_endpoint(directory: Directory, endpoint: Endpoint) -> Connection:
         read_only=True,
         return_empty_attributes=False,
     )
+    install_lean_decoder(connection)  # search entries decoded straight to raw values: most of a big read's time
     try:
         connection.open()
         if uses_start_tls(directory, endpoint):

@@ -1,0 +1,214 @@
+"""A lean decoder for search result entries on ldap3's own connection.
+
+ldap3 decodes every message into a generic tree of BER tuples and then copies
+each entry's values twice (raw bytes and "formatted" text in case-insensitive
+dicts). A directory read of 100,000 users spends most of its time there. The
+reader needs only the DN and the raw values, so a searchResEntry without
+controls is decoded here straight from the message bytes into the dict ldap3
+would have built, minus the formatted copy: `dn`, `raw_dn`, `raw_attributes`
+(values as bytes, None for an attribute sent without values, exactly as
+ldap3's `raw_attributes_to_dict_fast`) and `attributes` (the same values; the
+reader never uses ldap3's formatting). Every other message (search done,
+references, binds, extended responses, an entry with controls or with text
+that is not UTF-8) goes through ldap3's own decoder unchanged. Checked value
+for value against ldap3 in tests/unit/test_lean_decoder.py.
+
+`install(connection)` swaps the class of the connection's sync strategy for
+one that uses this decoder and frames messages from one growing buffer
+(ldap3's own framing copies the rest of its buffer after every message).
+"""
+from __future__ import annotations
+
+from ldap3.strategy.base import RESPONSE_COMPLETE, SESSION_TERMINATED_BY_SERVER, TRANSACTION_ERROR
+from ldap3.strategy.sync import SyncStrategy
+from ldap3.core.exceptions import (
+    LDAPExceptionError, LDAPExtensionError, LDAPSocketReceiveError, communication_exception_factory,
+)
+from ldap3.utils.asn1 import decode_message_fast
+
+SEARCH_RESULT_ENTRY = 0x64  # [APPLICATION 4], constructed
+RECEIVE_SIZE = 1 << 16
+
+
+class NotLean(Exception):
+    """The message is not one this decoder handles: ldap3 decodes it."""
+
+
+def _length(data: bytes, position: int) -> tuple[int, int]:
+    """(content length, content start) of the BER length octets at `position` (definite form only)."""
+    first = data[position]
+    if first < 0x80:
+        return first, position + 1
+    count = first & 0x7F
+    if count == 0 or count > 4:
+        raise NotLean("indefinite or oversized length")
+    return int.from_bytes(data[position + 1 : position + 1 + count], "big"), position + 1 + count
+
+
+def decode_search_entry(message: bytes) -> tuple[int, dict] | None:
+    """(message id, entry dict) for a searchResEntry without controls; None for any other message.
+
+    Raises NotLean for an entry this decoder leaves to ldap3 (malformed, or text that is not UTF-8).
+    """
+    if len(message) < 2 or message[0] != 0x30:
+        return None
+    _, position = _length(message, 1)
+    if message[position] != 0x02:  # messageID INTEGER
+        return None
+    size, position = _length(message, position + 1)
+    message_id = int.from_bytes(message[position : position + size], "big")
+    position += size
+    if message[position] != SEARCH_RESULT_ENTRY:
+        return None
+    size, position = _length(message, position + 1)
+    end = position + size
+    if end != len(message):  # controls follow the entry: ldap3 decodes those
+        raise NotLean("entry with controls")
+    if message[position] != 0x04:
+        raise NotLean("objectName is not an OCTET STRING")
+    size, position = _length(message, position + 1)
+    raw_dn = message[position : position + size]
+    position += size
+    if message[position] != 0x30:
+        raise NotLean("attributes is not a SEQUENCE")
+    size, position = _length(message, position + 1)
+    if position + size != end:
+        raise NotLean("attributes do not end with the entry")
+    attributes: dict[str, list[bytes] | None] = {}
+    try:
+        while position < end:
+            if message[position] != 0x30:
+                raise NotLean("attribute is not a SEQUENCE")
+            size, position = _length(message, position + 1)
+            attribute_end = position + size
+            if message[position] != 0x04:
+                raise NotLean("attribute type is not an OCTET STRING")
+            size, position = _length(message, position + 1)
+            name = message[position : position + size].decode("utf-8")
+            position += size
+            if message[position] != 0x31:
+                raise NotLean("vals is not a SET")
+            size, position = _length(message, position + 1)
+            if position + size != attribute_end:
+                raise NotLean("vals do not end with the attribute")
+            values: list[bytes] = []
+            while position < attribute_end:
+                if message[position] != 0x04:
+                    raise NotLean("value is not an OCTET STRING")
+                size = message[position + 1]
+                if size < 0x80:
+                    position += 2
+                else:
+                    size, position = _length(message, position + 1)
+                values.append(message[position : position + size])
+                position += size
+            if position != attribute_end:
+                raise NotLean("value runs past its attribute")
+            attributes[name] = values or None
+        dn = raw_dn.decode("utf-8")
+    except (UnicodeDecodeError, IndexError):
+        raise NotLean("not UTF-8 or truncated") from None
+    if position != end:
+        raise NotLean("attribute runs past the entry")
+    return message_id, {
+        "raw_dn": raw_dn,
+        "dn": dn,
+        "raw_attributes": attributes,
+        "attributes": dict(attributes),
+        "type": "searchResEntry",
+    }
+
+
+def _message_size(buffer: bytearray, start: int) -> int:
+    """Bytes of the whole message starting at `start`, or -1 when its header has not fully arrived."""
+    if len(buffer) - start < 2:
+        return -1
+    first = buffer[start + 1]
+    if first < 0x80:
+        return 2 + first
+    count = first & 0x7F
+    if len(buffer) - start < 2 + count:
+        return -1
+    return 2 + count + int.from_bytes(buffer[start + 2 : start + 2 + count], "big")
+
+
+class LeanSyncStrategy(SyncStrategy):
+    """ldap3's synchronous strategy with search entries decoded by `decode_search_entry`."""
+
+    def receiving(self):
+        connection = self.connection
+        if connection.sasl_mechanism:
+            return super().receiving()  # SASL signing may wrap messages: ldap3's framing knows how
+        buffer = bytearray()
+        start = 0
+        messages: list[bytes] = []
+        while True:
+            try:
+                data = connection.socket.recv(RECEIVE_SIZE)
+            except (OSError, AttributeError) as error:  # as ldap3 reports a broken socket
+                connection.last_error = f"error receiving data: {error}"
+                try:
+                    self.close()
+                except (OSError, LDAPExceptionError):
+                    pass
+                raise communication_exception_factory(LDAPSocketReceiveError, type(error)(str(error)))(
+                    connection.last_error) from None
+            if not data:
+                return messages
+            buffer += data
+            while True:
+                size = _message_size(buffer, start)
+                if size < 0 or len(buffer) - start < size:
+                    break
+                messages.append(bytes(buffer[start : start + size]))
+                start += size
+            if start == len(buffer):
+                return messages
+            if start > RECEIVE_SIZE:
+                del buffer[:start]
+                start = 0
+
+    def _get_response(self, message_id, timeout):
+        responses = []
+        while True:
+            messages = self.receiving()
+            if not messages:
+                return SESSION_TERMINATED_BY_SERVER
+            for raw in messages:
+                if self.connection.usage:
+                    self.connection._usage.update_received_message(len(raw))
+                try:
+                    lean = decode_search_entry(raw)
+                except NotLean:
+                    lean = None
+                if lean is not None and lean[0] == message_id:
+                    responses.append(lean[1])
+                    continue
+                ldap_response = decode_message_fast(raw)
+                response = self.decode_response_fast(ldap_response)
+                received_id = int(ldap_response["messageID"])
+                if received_id == message_id:
+                    responses.append(response)
+                    if response["type"] not in ("searchResEntry", "searchResRef", "intermediateResponse"):
+                        responses.append(RESPONSE_COMPLETE)
+                        return responses
+                elif received_id == 0:  # unsolicited notification (RFC 4511 4.4)
+                    if response.get("responseName") == "1.3.6.1.4.1.1466.20036":
+                        return SESSION_TERMINATED_BY_SERVER
+                    if response.get("responseName") == "2.16.840.1.113719.1.27.103.4":
+                        return TRANSACTION_ERROR
+                    self.connection.last_error = "unknown unsolicited notification from server"
+                    raise LDAPSocketReceiveError(self.connection.last_error)
+                elif response["type"] == "extendedResp":
+                    self.connection.last_error = "multiple extended responses to a single extended request"
+                    raise LDAPExtensionError(self.connection.last_error)
+                else:
+                    self.connection.last_error = "invalid messageId received"
+                    raise LDAPSocketReceiveError(self.connection.last_error)
+
+
+
+def install(connection) -> None:
+    """Makes a (not yet opened or already opened) ldap3 SYNC connection decode entries leanly."""
+    if type(connection.strategy) is SyncStrategy:
+        connection.strategy.__class__ = LeanSyncStrategy
