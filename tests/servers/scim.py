@@ -79,9 +79,15 @@ class ScimServer:
     # ── the application's side ──
 
     def list(self, endpoint: str) -> list[dict]:
-        answer = self.http.get(endpoint, params={"count": 10000})
-        answer.raise_for_status()
-        return answer.json().get("Resources") or []
+        """Every resource, page by page (a server may cap the page below what was asked)."""
+        resources: list[dict] = []
+        while True:
+            answer = self.http.get(endpoint, params={"startIndex": len(resources) + 1, "count": 1000})
+            answer.raise_for_status()
+            page = answer.json()
+            resources += page.get("Resources") or []
+            if not page.get("Resources") or len(resources) >= page["totalResults"]:
+                return resources
 
     def users(self) -> list[dict]:
         return self.list("Users")
