@@ -17,7 +17,7 @@ import email.utils
 import ipaddress
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -27,7 +27,6 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 SCIM_JSON = "application/scim+json"
-LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 
@@ -206,7 +205,18 @@ class ScimClient:
             sleep=self.sleep,
             reraise=True,
         )
-        return retrying(self._send, method, path, what, body, params, expect)
+        return self._retried(retrying, self._send, method, path, what, body, params, expect)
+
+    @staticmethod
+    def _retried(retrying: Retrying, call: Callable[..., Any], *args: Any) -> Any:
+        """Runs the call under the retrying policy; a final failure says how many attempts it took."""
+        try:
+            return retrying(call, *args)
+        except ScimHttpError as error:
+            attempts = retrying.statistics.get("attempt_number", 1)
+            if attempts > 1 and "gave up after" not in error.detail:
+                error.detail = f"{error.detail} (gave up after {attempts} attempts)"
+            raise
 
     def _send(self, method: str, path: str, what: str, body: Any, params: dict | None,
               expect: tuple[int, ...]) -> httpx.Response:
@@ -247,7 +257,7 @@ class ScimClient:
                 return (f"the TLS certificate of {host} is not trusted: {reason}; "
                         "set SSL_CERT_FILE to a bundle holding your CA")
             return f"cannot connect to {host}: {reason}"
-        return f"the connection to {host} broke: {str(error) or type(error).__name__}"
+        return f"the connection to {host} broke: {(str(error) or type(error).__name__).rstrip('.')}"
 
     @staticmethod
     def _retryable(error: BaseException, idempotent: bool) -> bool:
@@ -288,7 +298,7 @@ class ScimClient:
 
         retrying = Retrying(stop=stop_after_attempt(self.attempts), wait=self._wait,
                             retry=retry_if_exception(lambda e: self._retryable(e, True)), sleep=self.sleep, reraise=True)
-        retrying(send)
+        self._retried(retrying, send)
 
     def post(self, path: str, body: dict, what: str) -> Any:
         return self._json(self.request("POST", path, what, body=body, idempotent=False), what)
@@ -314,7 +324,7 @@ class ScimClient:
                     lost.append(True)
                 raise
 
-        return retrying(attempt)
+        return self._retried(retrying, attempt)
 
     def bulk(self, operations: list[dict], what: str) -> list[dict]:
         """POST /Bulk with failOnErrors 1; the per-operation results in order (RFC 7644 §3.7)."""
@@ -366,25 +376,19 @@ class ScimClient:
         count = min(self.page_size, caps.filter_max_results or self.page_size)
         resources: dict[str, dict] = {}
         start, total = 1, None
-        for page in self._pages(endpoint, what, count):
-            listed = page.get("Resources") or []
-            total = page.get("totalResults") if isinstance(page.get("totalResults"), int) else total
-            for resource in listed:
-                if isinstance(resource, dict) and isinstance(resource.get("id"), str):
-                    resources.setdefault(resource["id"], resource)
-            start += len(listed)
-            if not listed or total is None or start > total:
-                break
-        return resources, total
-
-    def _pages(self, endpoint: str, what: str, count: int) -> Iterator[dict]:
-        start = 1
         while True:
             page = self.get(endpoint, f"{what} (from {start})", params={"startIndex": start, "count": count})
             if not isinstance(page, dict):
                 raise ScimHttpError(what, 200, "the answer is not a SCIM ListResponse")
-            yield page
-            start += len(page.get("Resources") or [])
+            listed = [r for r in page.get("Resources") or [] if isinstance(r, dict)]
+            if isinstance(page.get("totalResults"), int):
+                total = page["totalResults"]
+            for resource in listed:
+                if isinstance(resource.get("id"), str):
+                    resources.setdefault(resource["id"], resource)
+            start += len(listed)  # the server may return fewer than asked (itemsPerPage): go on from there
+            if not listed or total is None or start > total:
+                return resources, total
 
     def find(self, endpoint: str, attribute: str, value: str, what: str) -> list[dict]:
         """Resources whose attribute equals value: a server-side filter when supported, else the whole list."""
