@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import cache
 
 from ldap3.utils.dn import parse_dn
 
@@ -20,16 +21,23 @@ from .model import (
     DirectoryRead,
     EntryVerdict,
     Link,
+    _PLAIN_DN,
     normalise_dn,
 )
 from .directory.membership import reachable
 from .policy.model import Directory, Mapping, Policy, Template
 
 
+@cache
+def _names(template: Template) -> tuple[str, ...]:
+    """A template's attribute names, parsed once per template rather than once per entry."""
+    return template.attributes
+
+
 def render_template(template: Template, entry: DirectoryEntry) -> str | None:
     """The template's text with each {attribute} replaced, or None if any is missing or empty."""
     text = template.text
-    for name in template.attributes:
+    for name in _names(template):
         value = entry.first(name)
         if not value:
             return None
@@ -216,6 +224,12 @@ class _Builder:
 
 def ou_path(dn: str, base: str) -> list[str]:
     """The OU names between the base and the entry, top-down: OU=EMEA,OU=Sales,<base> → [Sales, EMEA]."""
+    if _PLAIN_DN.match(dn) and (not base or _PLAIN_DN.match(base)):
+        # no escapes, '+' or stray spaces: the RDNs are the comma-separated parts, as parse_dn would find
+        # them, and a hundred times faster (one call per user)
+        parts = dn.split(",")
+        below = parts[1 : len(parts) - (base.count(",") + 1)] if base else parts[1:]
+        return [value for attribute, _, value in (p.partition("=") for p in reversed(below)) if attribute.lower() == "ou"]
     rdns = parse_dn(dn)
     below = rdns[1 : len(rdns) - len(parse_dn(base))] if base else rdns[1:]
     return [unescape_rdn_value(value) for attr, value, _ in reversed(below) if attr.lower() == "ou"]
