@@ -16,6 +16,7 @@ from __future__ import annotations
 import email.utils
 import ipaddress
 import json
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 SCIM_JSON = "application/scim+json"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -273,7 +274,8 @@ class ScimClient:
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, ScimHttpError) and error.retry_after is not None:
             return min(error.retry_after, self.max_wait)
-        return wait_exponential_jitter(initial=0.5, max=self.max_wait, jitter=0.5)(state)
+        # exponential from half a second, with jitter so many clients do not retry in step
+        return min(self.max_wait, 0.5 * 2 ** (state.attempt_number - 1) + random.uniform(0, 0.5))
 
     # ── JSON verbs ──
 
