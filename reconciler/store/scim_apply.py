@@ -158,7 +158,7 @@ class Planner:
     # ── group membership follows team and memberships ──
 
     def _sync(self, user_key: str, teams: set[str | None]) -> list[Op]:
-        ops = []
+        adds, removes = [], []
         user = self.users.get(user_key)
         for team in sorted(t for t in teams if t is not None):
             if team not in self.teams:
@@ -167,11 +167,11 @@ class Planner:
             members = self.members.setdefault(team, set())
             if should and user_key not in members:
                 members.add(user_key)
-                ops.append(Op("add_member", user_key, team=team))
+                adds.append(Op("add_member", user_key, team=team))
             elif not should and user_key in members:
                 members.discard(user_key)
-                ops.append(Op("remove_member", user_key, team=team))
-        return ops
+                removes.append(Op("remove_member", user_key, team=team))
+        return adds + removes  # adds first: a move that stops halfway leaves the user in a group, not in none
 
     def _note(self, key: str) -> Op:
         user = self.users[key]
