@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import re
 import uuid
+from functools import lru_cache
 from typing import Iterable, Mapping, Sequence
 
 from ..errors import DirectoryError
@@ -25,11 +26,23 @@ GUID_ATTRIBUTES = frozenset({"objectguid", "ms-ds-consistencyguid", "msexchmailb
 _GUID_TEXT = re.compile(r"^\{?([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})\}?$")
 
 
+class LoweredAttributes(dict):
+    """Attributes whose names `lower_keys` already lower-cased: lowering them again is a no-op."""
+
+
 def lower_keys(attributes: RawAttributes) -> dict[str, Sequence[Value]]:
-    """Attribute names are case-insensitive: one spelling, lower case, values of every spelling merged."""
-    merged: dict[str, list[Value]] = {}
+    """Attribute names are case-insensitive: one spelling, lower case, values of every spelling merged.
+
+    The value lists are shared with `attributes` unless two spellings are merged; callers only read them.
+    """
+    if isinstance(attributes, LoweredAttributes):
+        return attributes
+    merged = LoweredAttributes()
     for name, values in attributes.items():
-        merged.setdefault(name.lower(), []).extend(values if isinstance(values, (list, tuple)) else [values])
+        if not isinstance(values, (list, tuple)):
+            values = [values]
+        key = name.lower()
+        merged[key] = [*merged[key], *values] if key in merged else values
     return merged
 
 
@@ -44,10 +57,7 @@ def value_text(attribute: str, value: Value) -> str:
         return value
     if attribute.lower() in GUID_ATTRIBUTES and len(value) == 16:
         return guid_text(value)
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError:
-        return base64.b64encode(value).decode("ascii")
+    return _utf8_or_base64(value)
 
 
 def anchor_text(directory: str, dn: str, attribute: str, values: Sequence[Value]) -> str:
@@ -106,11 +116,29 @@ def template_attributes(mapping: PolicyMapping) -> frozenset[str]:
 def select_attributes(attributes: Mapping[str, Sequence[Value]], needed: Iterable[str]) -> dict[str, tuple[str, ...]]:
     """Only the needed attributes (keys of `attributes` already lower-cased), values as text; sorted keys."""
     selected: dict[str, tuple[str, ...]] = {}
-    for name in sorted({n.lower() for n in needed}):
+    names = _sorted_lower(needed) if isinstance(needed, frozenset) else sorted({n.lower() for n in needed})
+    for name in names:
         values = attributes.get(name)
         if values:
-            selected[name] = tuple(value_text(name, v) for v in values)
+            if name in GUID_ATTRIBUTES:
+                selected[name] = tuple(value_text(name, v) for v in values)
+            else:
+                selected[name] = tuple(v if isinstance(v, str) else _utf8_or_base64(v) for v in values)
     return selected
+
+
+@lru_cache(maxsize=64)
+def _sorted_lower(names: frozenset[str]) -> tuple[str, ...]:
+    """The needed names of a read, sorted once rather than once per entry."""
+    return tuple(sorted({n.lower() for n in names}))
+
+
+def _utf8_or_base64(value: bytes) -> str:
+    """value_text for an attribute that holds no GUID."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return base64.b64encode(value).decode("ascii")
 
 
 def make_entry(

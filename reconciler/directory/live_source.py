@@ -57,6 +57,7 @@ class LiveSource:
     def __init__(self, directory: Directory, connection_factory=connect):
         self.directory = directory
         self._connect = connection_factory  # tests hand in a fake connection
+        self._member_keys: dict[str | bytes, str] = {}
 
     @property
     def is_ad(self) -> bool:
@@ -76,11 +77,15 @@ class LiveSource:
 
     def _read(self, connection) -> DirectoryRead:
         directory = self.directory
+        # Member values repeat: 5,000 group DNs fill 500,000 memberOf values, each user's DN is in several
+        # groups' member lists. Normalised once per distinct value, for this read only.
+        self._member_keys = {}
         for group_dn in directory.users.member_of:
             self._require_exists(connection, group_dn)
         users, entries_read, out_of_scope = self._read_users(connection)
         groups = self._read_groups(connection)
         users = _with_memberships_from_groups(users, groups)
+        self._member_keys = {}
         return DirectoryRead(
             directory=directory.name,
             users=users,  # in normalised-DN order
@@ -88,6 +93,12 @@ class LiveSource:
             out_of_scope=sorted(out_of_scope, key=lambda o: normalise_dn(o.dn)),
             entries_read=entries_read,
         )
+
+    def _member_key(self, value: str | bytes) -> str:
+        key = self._member_keys.get(value)
+        if key is None:
+            key = self._member_keys[value] = member_dn(value)
+        return key
 
     def user_attributes(self) -> tuple[str, ...]:
         """Only what the policy needs: the anchor, the account name, the disabled rule, direct groups and
@@ -116,6 +127,7 @@ class LiveSource:
         ldap_filter = in_chain_filter(scope.filter, scope.member_of) if server_side else scope.filter
         entries: dict[str, DirectoryEntry] = {}
         needed = template_attributes(directory.mapping)  # once, not per entry: 100,000 users add up
+        member_key = self._member_key
         read = 0
         for base, search in self._searches(scope.search_bases, ldap_filter, scope.scope, self.user_attributes()):
             for raw in self._entries(connection, search):
@@ -123,8 +135,9 @@ class LiveSource:
                 if key in entries:  # overlapping search bases: the first base listed claims the entry
                     continue
                 read += 1
-                groups = [member_dn(v) for v in lower_keys(raw.attributes).get(MEMBER_OF, ())]
-                entries[key] = make_entry(directory, raw.dn, raw.attributes, base, groups, needed)
+                attributes = lower_keys(raw.attributes)
+                groups = [member_key(v) for v in attributes.get(MEMBER_OF, ())]
+                entries[key] = make_entry(directory, raw.dn, attributes, base, groups, needed)
         entries = dict(sorted(entries.items()))  # DN order, by the normalised DN already computed
         if not scope.member_of or server_side:
             return list(entries.values()), read, []
@@ -218,7 +231,7 @@ class LiveSource:
                 if key in groups:
                     continue
                 attributes = lower_keys(raw.attributes)
-                members = {member_dn(v) for name in member_keys for v in attributes.get(name, ())}
+                members = {self._member_key(v) for name in member_keys for v in attributes.get(name, ())}
                 groups[key] = make_group(directory, raw.dn, raw.attributes, members)
         return groups
 
