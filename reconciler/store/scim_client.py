@@ -379,7 +379,8 @@ class ScimClient:
         resources: dict[str, dict] = {}
         start, total = 1, None
         while True:
-            page = self.get(endpoint, f"{what} (from {start})", params={"startIndex": start, "count": count})
+            page = self.get(endpoint, what if start == 1 else f"{what} (from {start})",
+                            params={"startIndex": start, "count": count})
             if not isinstance(page, dict):
                 raise ScimHttpError(what, 200, "the answer is not a SCIM ListResponse")
             listed = [r for r in page.get("Resources") or [] if isinstance(r, dict)]
