@@ -127,9 +127,12 @@ class ScimStore:
         try:
             executor.run(steps)
         except ApplyStopped as stopped:
+            try:  # the notes of what was done; if they cannot be written, the next plan rebuilds them
+                self.side.save(executor.notes)
+            except StoreError:
+                pass
             raise StoreError(self._stopped_message(stopped), Location(self.where)) from None
-        finally:
-            self.side.save(executor.notes)
+        self.side.save(executor.notes)
         return "applied"
 
     @staticmethod

@@ -222,3 +222,31 @@ def test_a_wrong_token_is_one_line_without_the_token(company, scim_server):  # n
 def test_check_opens_the_scim_store(company):
     result = company.run("check", "policy.yaml")
     assert "OK   store: scim: opened, 0 managed users" in result.out, result.out + result.err
+
+
+def test_with_lifecycle_delete_a_leaver_is_removed_from_its_group_and_deleted(synced, scim_server):  # noqa: F811
+    from tests.ldif_edit import Snapshot
+
+    synced.set_policy("when_out_of_scope: deactivate", "when_out_of_scope: delete")
+    samuel = scim_server.user("samuel.osei@corp.example.com")
+    corp = Snapshot(synced.folder / "corp.ldif")
+    corp.remove(corp.find(sAMAccountName="sosei"))
+    corp.save()
+    [delete] = changes(synced.plan_json(), "delete")
+    assert delete["key"] == samuel["externalId"]
+    synced.apply()
+    assert scim_server.user("samuel.osei@corp.example.com") is None
+    assert all(m["value"] != samuel["id"] for g in scim_server.groups() for m in g.get("members") or [])
+    assert synced.plan_is_empty()
+
+
+def test_switching_placement_moves_everyone_and_deletes_the_teams_no_longer_needed(synced, scim_server):  # noqa: F811
+    synced.set_policy("mode: ou-teams", "mode: group-teams")
+    plan = synced.plan_json()
+    gone = {c["key"] for c in changes(plan, "delete", "team")}
+    assert "Example Corp/Sales/EMEA" in gone and "Example Corp" not in gone
+    synced.apply()
+    remaining = {g["externalId"] for g in scim_server.groups()}
+    assert not gone & remaining and "Example Corp" in remaining
+    assert synced.plan_is_empty()
+    assert len(scim_server.users()) == 288
