@@ -217,13 +217,14 @@ class SqlStore:
 
     def _read_state(self, tx: Tx) -> StoreState:
         links: dict[int, list[Link]] = defaultdict(list)
-        for user_id, directory, anchor in tx.all("SELECT user_id, directory, anchor FROM user_links"):
+        # rows streamed from the cursor, not fetched whole: at 100,000 users each list is tens of megabytes
+        for user_id, directory, anchor in tx.execute("SELECT user_id, directory, anchor FROM user_links"):
             links[user_id].append(Link(directory, anchor))
         memberships: dict[int, list[str]] = defaultdict(list)
-        for user_id, team_key in tx.all("SELECT user_id, team_key FROM memberships"):
+        for user_id, team_key in tx.execute("SELECT user_id, team_key FROM memberships"):
             memberships[user_id].append(team_key)
         users: dict[str, StoreUser] = {}
-        for row in tx.all(f"SELECT {USER_COLUMNS} FROM users"):
+        for row in tx.execute(f"SELECT {USER_COLUMNS} FROM users"):
             try:
                 user = store_user(row, links[row[0]], memberships[row[0]])
             except ValueError as error:
