@@ -60,6 +60,7 @@ def _plan_policy(policy: Policy, store: Store | None) -> Planned:
         reads = read_all(policy.directories)
     with stage("desired"):
         desired = build_desired_state(policy, reads)
+    del reads  # the entries as read are not needed past the desired state: free them before the store is read
     own = store is None
     store = store or open_store(policy.store)
     try:
