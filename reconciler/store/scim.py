@@ -5,8 +5,9 @@
 Users and teams live on the server (Users and Groups, keyed by externalId);
 the lock, the history and the few relations SCIM cannot hold live in a side
 file next to the policy (scim_state.py). Reading: scim_view.py. Applying:
-scim_apply.py. HTTP: scim_client.py. Resource shapes: scim_mapping.py.
-docs/store-scim.md is the user's side of all this.
+scim_apply.py (the checks and the operations per change), scim_execute.py and
+scim_bulk.py (the requests). HTTP: scim_client.py. Resource shapes:
+scim_mapping.py. docs/store-scim.md is the user's side of all this.
 """
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ from ..policy.model import SecretRef
 from ..policy.model import Store as StoreConfig
 from . import ApplyRecord, LockInfo
 from .records import summarise
-from .scim_apply import ApplyStopped, ChangeRefused, Executor, plan_operations
+from .scim_apply import ChangeRefused, plan_operations
 from .scim_client import ScimClient, ScimHttpError, ScimUrlError, check_base_url
+from .scim_execute import ApplyStopped, Executor
 from .scim_state import SideFile
 from .scim_view import Snapshot, ViewError, build_snapshot
 from .sqlite import DEFAULT_LOCK_TTL, STALE_MESSAGE, Clock, iso, utc_now

@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .scim_client import PATCH_OP, ScimHttpError
-from .scim_mapping import new_group_resource, new_user_resource, patch_operations, set_paths, user_values
+from .scim_mapping import (
+    new_group_resource,
+    new_user_resource,
+    patch_operations,
+    set_paths,
+    user_values,
+)
 
 BULK_ID = "bulkId:"
 MAX_BATCH = 200  # operations per request even when the server allows more: keeps each request well inside timeouts
@@ -104,14 +110,14 @@ class BulkSender:
     def _entry(self, index: int, op: Any, users: dict[str, str], groups: dict[str, str]) -> _Entry | None:
         x = self.x
         if op.action.startswith(("note_", "forget_")):
-            return _Entry(index, {}, "", lambda result, resolve, op=op: x._do(op))
+            return _Entry(index, {}, "", lambda result, resolve, op=op: x.do(op))
         if op.action == "create_user":
             bulk_id = self._bulk_id("user")
-            body = new_user_resource(op.key, op.fields, x._manager_id(op.key, op.fields))
+            body = new_user_resource(op.key, op.fields, x.manager_id(op.key, op.fields))
             users[op.key] = bulk_id
 
             def created_user(result, resolve, key=op.key, body=body):
-                x._remember_user(key, {**body, "id": _created_id(result)})
+                x.remember_user(key, {**body, "id": _created_id(result)})
             return _Entry(index, {"method": "POST", "path": "/Users", "bulkId": bulk_id, "data": body},
                           f"creating user {op.key}", created_user)
         if op.action == "create_group":
@@ -147,7 +153,7 @@ class BulkSender:
         if op.action == "update_user":
             user_id = x.user_ids[op.adopt_from or op.key]
             resource = x.user_resources[user_id]
-            values = user_values(op.fields, resource, x._manager_id(op.key, op.fields))
+            values = user_values(op.fields, resource, x.manager_id(op.key, op.fields))
             if op.adopt_from is not None:
                 values["externalId"] = op.key
             operations = patch_operations(resource, values)
@@ -156,7 +162,7 @@ class BulkSender:
                 x.user_ids[op.key] = user_id
 
             def updated(result, resolve, user_id=user_id, values=values):
-                x._remember_user_resource(user_id, set_paths(x.user_resources[user_id], values))
+                x.remember_user_resource(user_id, set_paths(x.user_resources[user_id], values))
             if not operations:
                 return _Entry(index, {}, "", updated)
             verb = "adopting" if op.adopt_from else "updating"

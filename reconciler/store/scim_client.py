@@ -363,7 +363,7 @@ class ScimClient:
 
     def list_all(self, endpoint: str, what: str) -> list[dict]:
         """Every resource of an endpoint, page by page with startIndex/count; each id once."""
-        for attempt in range(2):
+        for _ in range(2):  # a listing that changed while it was read gets one more read
             resources, total = self._list_pages(endpoint, what)
             if total is None or len(resources) == total:
                 return list(resources.values())

@@ -16,7 +16,12 @@ from collections import Counter
 import pytest
 
 from tests.servers.fault_proxy import FaultProxy
-from tests.servers.scim import ScimCompany, changes, service_provider_config, start_scim_server
+from tests.servers.scim import (
+    ScimCompany,
+    changes,
+    service_provider_config,
+    start_scim_server,
+)
 
 ONE_BY_ONE = service_provider_config(bulk={"supported": False, "maxOperations": 0, "maxPayloadSize": 0})
 BARE = service_provider_config(  # no PATCH, no filter, no Bulk, and pages of at most 50

@@ -8,8 +8,9 @@ import httpx
 import pytest
 
 from reconciler.model import Change
-from reconciler.store.scim_apply import ApplyStopped, ChangeRefused, Executor, plan_operations
+from reconciler.store.scim_apply import ChangeRefused, plan_operations
 from reconciler.store.scim_client import ScimClient
+from reconciler.store.scim_execute import ApplyStopped, Executor
 from reconciler.store.scim_state import Notes, UserNote
 from reconciler.store.scim_view import build_snapshot
 
