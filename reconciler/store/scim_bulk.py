@@ -64,8 +64,10 @@ class BulkSender:
         """Carries out the steps; returns how many, or raises stopped(done, change, error)."""
         batch, first = _Batch(), 0
         for index, step in enumerate(steps):
+            user_ids = dict(self.x.user_ids)  # building renames adopted users; a rebuild must start from before
             entries = self._entries(index, step.ops, batch)
             if entries is None or (batch.entries and self._overflows(batch, entries)):
+                self.x.user_ids = user_ids
                 self._send(batch, steps, first, stopped)
                 batch, first = _Batch(), index
                 entries = self._entries(index, step.ops, batch)
@@ -89,14 +91,12 @@ class BulkSender:
         """The bulk operations of one step, or None when one needs an id the pending request would give."""
         built: list[_Entry] = []
         users, groups = dict(batch.users), dict(batch.groups)
-        user_ids = dict(self.x.user_ids)  # an adoption renames at build time; a flush must find the old names
         try:
             for op in ops:
                 entry = self._entry(index, op, users, groups)
                 if entry is not None:
                     built.append(entry)
         except NeedsFlush:
-            self.x.user_ids = user_ids
             return None
         batch.users, batch.groups = users, groups
         return built

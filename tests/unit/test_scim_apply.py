@@ -122,10 +122,11 @@ def test_an_adoption_keeps_the_scim_user_and_takes_its_key():
 class FakeServer:
     """Answers as a SCIM server would, recording requests; PATCH may be announced and then refused with 501."""
 
-    def __init__(self, patch: bool = True, patch_works: bool = True, bulk: bool = False, bulk_fails_at: int | None = None):
+    def __init__(self, patch: bool = True, patch_works: bool = True, bulk: bool = False, bulk_fails_at: int | None = None,
+                 bulk_max: int = 1000):
         self.requests: list[tuple[str, str, dict | None]] = []
         self.config = {"patch": {"supported": patch}, "filter": {"supported": True},
-                       "bulk": {"supported": bulk, "maxOperations": 1000 if bulk else 0, "maxPayloadSize": 1048576}}
+                       "bulk": {"supported": bulk, "maxOperations": bulk_max if bulk else 0, "maxPayloadSize": 1048576}}
         self.patch_works, self.bulk_fails_at = patch_works, bulk_fails_at
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -208,3 +209,14 @@ def test_a_failed_bulk_operation_reports_the_changes_done_before_it():
     assert (stopped.value.done, stopped.value.total, stopped.value.failed.key) == (1, 3, "corp:n2")
     assert "HTTP 409 (uniqueness): userName is taken" in stopped.value.error.message
     assert "creating user corp:n2" in stopped.value.error.message
+
+
+def test_bulk_requests_stay_within_max_operations_and_an_adoption_survives_the_split():
+    server = FakeServer(bulk=True, bulk_max=3)
+    adopt = Change("adopt", "user", "corp:h1", "", {"key": "scim:u3"}, user_fields("hand@corp.example.com", links=["corp:h1"]))
+    executor = run(server, [create("corp:n1", "n1@corp.example.com"), adopt, create("corp:n2", "n2@corp.example.com")])
+    sizes = [len(body["Operations"]) for method, path, body in server.requests if path == "Bulk"]
+    assert sizes == [2, 2, 2] and all(size <= 3 for size in sizes)
+    adoption = server.requests[1][2]["Operations"]
+    assert adoption[0]["path"] == "/Users/u3" and adoption[1]["data"]["Operations"][0]["value"][0]["value"] == "u3"
+    assert executor.user_ids["corp:h1"] == "u3" and "scim:u3" not in executor.user_ids
