@@ -42,10 +42,11 @@ class ScimHttpError(Exception):
     """A request that failed for good: what was being done, the HTTP status and the server's detail."""
 
     def __init__(self, what: str, status: int | None, detail: str, scim_type: str | None = None,
-                 retry_after: float | None = None, maybe_applied: bool = False):
+                 retry_after: float | None = None, maybe_applied: bool = False, permanent: bool = False):
         self.what, self.status, self.detail, self.scim_type = what, status, detail, scim_type
         self.retry_after = retry_after
         self.maybe_applied = maybe_applied  # the server may have carried it out before the failure
+        self.permanent = permanent  # trying again cannot help (an untrusted certificate)
         super().__init__(self.message)
 
     @property
@@ -228,7 +229,8 @@ class ScimClient:
             response = self._http.request(method, path.lstrip("/"), content=content, params=params, headers=headers)
         except httpx.TransportError as error:
             never_sent = isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
-            raise ScimHttpError(what, None, self._transport_detail(error), maybe_applied=not never_sent) from None
+            raise ScimHttpError(what, None, self._transport_detail(error), maybe_applied=not never_sent,
+                                permanent="CERTIFICATE_VERIFY_FAILED" in str(error)) from None
         if response.is_success or response.status_code in expect:
             return response
         detail, scim_type = error_detail(response)
@@ -262,7 +264,7 @@ class ScimClient:
 
     @staticmethod
     def _retryable(error: BaseException, idempotent: bool) -> bool:
-        if not isinstance(error, ScimHttpError):
+        if not isinstance(error, ScimHttpError) or error.permanent:
             return False
         if error.status == 429:
             return True  # the server did nothing; it asks us to come back later
@@ -309,7 +311,7 @@ class ScimClient:
         """POST a resource that carries an externalId; after a 5xx or lost answer, find it before trying again."""
         external_id = resource["externalId"]
         retrying = Retrying(stop=stop_after_attempt(self.attempts), wait=self._wait,
-                            retry=retry_if_exception(lambda e: isinstance(e, ScimHttpError) and (
+                            retry=retry_if_exception(lambda e: isinstance(e, ScimHttpError) and not e.permanent and (
                                 e.status in RETRYABLE_STATUSES or e.status is None)),
                             sleep=self.sleep, reraise=True)
         lost: list[bool] = []

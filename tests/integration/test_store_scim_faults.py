@@ -162,3 +162,22 @@ def test_the_standard_proxy_variables_are_honoured(tmp_path):
     finally:
         proxy.stop()
         server.stop()
+
+
+def test_tls_is_verified_and_a_private_ca_is_trusted_through_ssl_cert_file(tmp_path):
+    from tests.servers.tls import make_tls
+
+    tls = make_tls(tmp_path / "tls")
+    server = start_scim_server(tmp_path / "scim2-server", ONE_BY_ONE)
+    proxy = FaultProxy(server.url, tls=(tls.cert_file, tls.key_file))
+    try:
+        company = ScimCompany(tmp_path / "company", proxy.url, server.token)
+        assert proxy.url.startswith("https://")
+        untrusted = company.run("plan", "policy.yaml", env={"SSL_CERT_FILE": tls.other_ca_file})
+        assert untrusted.code == 1 and "is not trusted" in untrusted.err and "SSL_CERT_FILE" in untrusted.err
+        assert proxy.log == []  # nothing was sent over the unverified connection
+        company.apply(env={"SSL_CERT_FILE": tls.ca_file})
+        assert len(server.users()) == 288
+    finally:
+        proxy.stop()
+        server.stop()

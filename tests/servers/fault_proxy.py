@@ -10,14 +10,15 @@ matching requests (method and path prefix), after letting `skip` of them through
 - `drop`: close the connection without an answer, before or after forwarding
   the request (after: the server did the work and the client never hears it).
 
-It runs in a thread of the test process, on its own port, and is stopped by
-the fixture. It forwards at most `max_requests` requests, so a runaway retry
+It runs in a thread of the test process, on its own port (https with a test
+certificate if asked), and is stopped by the fixture. It forwards at most `max_requests` requests, so a runaway retry
 loop ends.
 """
 from __future__ import annotations
 
 import http.client
 import socket
+import ssl
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -69,7 +70,8 @@ class _State:
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, max_requests: int = 20000):
+    def __init__(self, upstream: str, max_requests: int = 20000, tls: tuple[str, str] | None = None):
+        """`tls`: (certificate file, key file) to serve https:// with, for the TLS verification tests."""
         parts = urlsplit(upstream)
         self.upstream_host, self.upstream_port = parts.hostname or "127.0.0.1", parts.port or 80
         self.upstream_path = parts.path.rstrip("/")
@@ -95,8 +97,12 @@ class FaultProxy:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
-        self.address = f"http://127.0.0.1:{self.port}"
+        self.address = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.url = f"{self.address}{self.upstream_path}"
         self.thread = threading.Thread(target=self.server.serve_forever, name="fault-proxy", daemon=True)
         self.thread.start()
