@@ -22,7 +22,15 @@ from dataclasses import dataclass
 
 from ..model import Link, StoreState, StoreTeam, StoreUser
 from .records import fingerprint as content_fingerprint
-from .scim_mapping import MANAGER, ScimGroup, ScimUser, parent_from_path, read_group, read_user, unmanaged_key
+from .scim_mapping import (
+    MANAGER,
+    ScimGroup,
+    ScimUser,
+    parent_from_path,
+    read_group,
+    read_user,
+    unmanaged_key,
+)
 from .scim_state import Notes
 
 
