@@ -53,6 +53,7 @@ class _Differ:
         self.ignored: list[EntryVerdict] = []
         self.claimed: dict[str, str] = {}  # store key -> desired key
         self._managed_teams: frozenset[str] | None = None
+        self._team_sets: dict[str | None, frozenset[str]] = {}
         self.final_teams: dict[str, set[str]] = {}  # store/desired user key -> team keys it references after the plan
         # why an entry is not imported, by "directory:anchor": the reason a leaver's change gives
         self.verdict_by_link = {f"{v.directory}:{v.anchor}": v for v in desired.verdicts}
@@ -60,22 +61,24 @@ class _Differ:
     def match(self) -> dict[str, StoreUser]:
         """desired key -> store user: by directory anchor first, then by email."""
         by_link: dict[str, str] = {}
-        by_email: dict[str, list[StoreUser]] = defaultdict(list)
         for user in self.store.users.values():
             for link in user.links:
                 by_link[str(link)] = user.key
-            by_email[user.email.lower()].append(user)
         matched: dict[str, StoreUser] = {}
         for d in self.desired.users.values():  # pass 1: anchors, the winning directory's first
-            for link in sorted(d.links, key=lambda link: link.directory != d.source):
+            links = d.links if len(d.links) == 1 else sorted(d.links, key=lambda link: link.directory != d.source)
+            for link in links:
                 key = by_link.get(str(link))
                 if key and key not in self.claimed:
                     matched[d.key] = self.store.users[key]
                     self.claimed[key] = d.key
                     break
-        for d in self.desired.users.values():  # pass 2: email (re-hires, merges, adoption)
-            if d.key in matched:
-                continue
+        unmatched = [d for d in self.desired.users.values() if d.key not in matched]
+        by_email: dict[str, list[StoreUser]] = defaultdict(list)
+        if unmatched:  # usually a handful of hires: the email index is built only for them
+            for user in self.store.users.values():
+                by_email[user.email.lower()].append(user)
+        for d in unmatched:  # pass 2: email (re-hires, merges, adoption)
             candidates = sorted(
                 (u for u in by_email.get(d.email, ()) if u.key not in self.claimed),
                 key=lambda u: (not u.managed, u.key),
@@ -95,7 +98,10 @@ class _Differ:
 
     def user_changes(self, d: DesiredUser, s: StoreUser | None) -> None:
         if s is not None and self.unchanged(d, s):
-            self.final_teams[s.key] = {d.team, *d.memberships, *(s.memberships - self.managed_teams())} - {None}  # type: ignore[arg-type]
+            if d.memberships or s.memberships:
+                self.final_teams[s.key] = {d.team, *d.memberships, *(s.memberships - self.managed_teams())} - {None}  # type: ignore[arg-type]
+            else:  # one team, shared by everyone in it: 100,000 users, a dozen sets
+                self.final_teams[s.key] = self._only_team(d.team)
             return
         want = record(d)
         if s is None:
@@ -133,6 +139,12 @@ class _Differ:
         return (s.managed and s.status == "active" and d.email == s.email and d.display_name == s.display_name
                 and d.team == s.team and d.attributes == s.attributes and d.links == s.links
                 and d.memberships == (s.memberships & self.managed_teams()))
+
+    def _only_team(self, team: str | None) -> frozenset[str]:
+        found = self._team_sets.get(team)
+        if found is None:
+            found = self._team_sets[team] = frozenset({team} - {None})
+        return found
 
     def managed_teams(self) -> frozenset[str]:
         """Teams whose memberships the plan may change (computed once: it is asked per user)."""
@@ -241,7 +253,8 @@ class _Differ:
                 self.leaver_changes(s)
         self.team_changes()
         emails = {u.key: u.email for u in self.store.users.values()}
-        emails.update({self.claimed_store_key(d.key): d.email for d in self.desired.users.values()})
+        store_key_of = self._store_key_of.get
+        emails.update({store_key_of(key, key): d.email for key, d in self.desired.users.items()})
         labelled = [replace(c, subject=self.subject(c, emails)) for c in self.changes]
         return Diff(sort_changes(labelled), self.ignored)
 
