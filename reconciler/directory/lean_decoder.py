@@ -76,19 +76,33 @@ def decode_search_entry(message: bytes) -> tuple[int, dict] | None:
         raise NotLean("attributes do not end with the entry")
     attributes: dict[str, list[bytes] | None] = {}
     try:
+        # The hot loop of a big read: short-form lengths (under 128 bytes, nearly every value) are read
+        # inline, the long forms by _length.
         while position < end:
             if message[position] != 0x30:
                 raise NotLean("attribute is not a SEQUENCE")
-            size, position = _length(message, position + 1)
+            size = message[position + 1]
+            if size < 0x80:
+                position += 2
+            else:
+                size, position = _length(message, position + 1)
             attribute_end = position + size
             if message[position] != 0x04:
                 raise NotLean("attribute type is not an OCTET STRING")
-            size, position = _length(message, position + 1)
+            size = message[position + 1]
+            if size < 0x80:
+                position += 2
+            else:
+                size, position = _length(message, position + 1)
             name = message[position : position + size].decode("utf-8")
             position += size
             if message[position] != 0x31:
                 raise NotLean("vals is not a SET")
-            size, position = _length(message, position + 1)
+            size = message[position + 1]
+            if size < 0x80:
+                position += 2
+            else:
+                size, position = _length(message, position + 1)
             if position + size != attribute_end:
                 raise NotLean("vals do not end with the attribute")
             values: list[bytes] = []

@@ -238,15 +238,18 @@ class LiveSource:
 
 def _with_memberships_from_groups(users: list[DirectoryEntry], groups: dict[str, DirectoryGroup]) -> list[DirectoryEntry]:
     """Adds each user's direct groups as the groups' member lists record them. memberOf already says
-    so on AD and on OpenLDAP with the memberof overlay; without the overlay this is the only source."""
-    direct: dict[str, set[str]] = {}
+    so on AD and on OpenLDAP with the memberof overlay; without the overlay this is the only source.
+    Only memberships memberOf lacks are collected, so the usual case builds no sets at all."""
+    position = {normalise_dn(entry.dn): index for index, entry in enumerate(users)}
+    missing: dict[int, set[str]] = {}
     for group_key, group in groups.items():
         for member in group.members:
-            direct.setdefault(member, set()).add(group_key)
-    result = []
-    for entry in users:
-        extra = direct.get(normalise_dn(entry.dn))
-        result.append(_with_groups(entry, entry.groups | extra) if extra and not extra <= entry.groups else entry)
+            index = position.get(member)
+            if index is not None and group_key not in users[index].groups:
+                missing.setdefault(index, set()).add(group_key)
+    result = list(users)
+    for index, extra in missing.items():
+        result[index] = _with_groups(users[index], users[index].groups | extra)
     return result
 
 

@@ -157,7 +157,10 @@ def complete_ranges(connection, search: Search, entry: RawEntry) -> RawEntry:
     entry and leaves the plain `member` out; a reader that takes only what came
     with the entry silently drops every member after the first 1500.
     """
-    if not any(";" in name for name in entry.attributes):  # no attribute options at all: the usual entry
+    for name in entry.attributes:
+        if ";" in name:
+            break
+    else:  # no attribute options at all: the usual entry
         return entry
     ranged = {name: _RANGE.match(name) for name in entry.attributes}
     ranged = {name: match for name, match in ranged.items() if match}
