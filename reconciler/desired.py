@@ -76,6 +76,8 @@ class _Builder:
         self.manual = {m.strip().lower() for m in policy.manual}
         self.manual_dns = {normalise_dn(m) for m in policy.manual if "=" in m}
         self.group_parents = {name: _group_parents(r.groups) for name, r in self.reads.items()}
+        self.team_keys: dict[tuple[str, ...], str] = {}  # placement path -> team key, once added
+        self.texts: dict[tuple, str] = {}  # reasons and rules shared by many users, built once each
 
     # ── verdicts ──
 
@@ -145,12 +147,16 @@ class _Builder:
     # ── stage 3: placement ──
 
     def add_team(self, path: list[str]) -> str:
+        known = self.team_keys.get(tuple(path))  # a dozen OU paths shared by 100,000 users
+        if known is not None:
+            return known
         for depth in range(1, len(path) + 1):
             key = team_key(path[:depth])
             if key not in self.teams:
                 parent = team_key(path[: depth - 1]) if depth > 1 else None
                 self.teams[key] = DesiredTeam(key, path[depth - 1], parent)
-        return team_key(path)
+        key = self.team_keys[tuple(path)] = team_key(path)
+        return key
 
     def place(self, winner: _Candidate) -> tuple[str, str]:
         placement = self.policy.placement
@@ -158,7 +164,10 @@ class _Builder:
             return self.add_team([placement.target_group or placement.root]), f"target-group: every user goes to {placement.target_group}"
         if placement.mode == "ou-teams":
             ous = ou_path(winner.entry.dn, winner.entry.search_base)
-            rule = f"ou-teams: OU path {'/'.join(ous) or '(none)'} below {winner.entry.search_base}"
+            rule = self.texts.get((tuple(ous), winner.entry.search_base))
+            if rule is None:  # one string per OU path, not one per user
+                rule = f"ou-teams: OU path {'/'.join(ous) or '(none)'} below {winner.entry.search_base}"
+                self.texts[(tuple(ous), winner.entry.search_base)] = rule
             return self.add_team([placement.root, *ous]), rule
         return self.add_team([placement.root]), f"{placement.mode}: every user goes to {placement.root}"
 
@@ -198,16 +207,25 @@ class _Builder:
                 attributes=attributes,
                 team=team,
                 memberships=self.group_teams(person),
-                links=tuple(sorted((Link(c.directory.name, c.entry.anchor) for c in person), key=str)),
+                links=(Link(directory.name, entry.anchor),) if len(person) == 1 else
+                      tuple(sorted((Link(c.directory.name, c.entry.anchor) for c in person), key=str)),
                 source=directory.name,
                 dn=entry.dn,
                 account_name=entry.account_name,
                 placed_by=rule,
             )
             for c in person:
-                also = "" if c is winner else f"; merged by email with {winner.directory.name}, whose attributes win"
-                self.verdict(c.entry, c.email, "imported", f"in scope of {c.directory.name}; email from {c.email_rule}{also}", key)
-        self.verdicts.sort(key=lambda v: (self.policy.precedence.index(v.directory), normalise_dn(v.dn)))
+                if c is winner:
+                    reason = self.texts.get((c.directory.name, c.email_rule))
+                    if reason is None:  # shared by everyone imported by the same rule
+                        reason = self.texts[(c.directory.name, c.email_rule)] = \
+                            f"in scope of {c.directory.name}; email from {c.email_rule}"
+                else:
+                    reason = (f"in scope of {c.directory.name}; email from {c.email_rule}; merged by email with "
+                              f"{winner.directory.name}, whose attributes win")
+                self.verdict(c.entry, c.email, "imported", reason, key)
+        rank = {name: position for position, name in enumerate(self.policy.precedence)}
+        self.verdicts.sort(key=lambda v: (rank[v.directory], normalise_dn(v.dn)))
         return DesiredState(users=dict(sorted(users.items())), teams=dict(sorted(self.teams.items())),
                             verdicts=self.verdicts, directories=self.counts())
 
