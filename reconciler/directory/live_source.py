@@ -28,6 +28,7 @@ from ..policy.model import Directory
 from .connect import connect
 from .entries import lower_keys, make_entry, make_group, template_attributes
 from .membership import MEMBER_OF, Membership, member_dn
+from .read_ahead import read_ahead
 from .paged import RawEntry, Search, client_side_cause, complete_ranges, paged_search, result_cause
 
 IN_CHAIN = "1.2.840.113556.1.4.1941"  # LDAP_MATCHING_RULE_IN_CHAIN: transitive membership, evaluated by AD
@@ -117,8 +118,10 @@ class LiveSource:
             yield base, Search(self.directory.name, base, ldap_filter, scope, attributes)
 
     def _entries(self, connection, search: Search) -> Iterator[RawEntry]:
-        for raw in paged_search(connection, search, self.directory.page_size, ignore_ad_system_references=self.is_ad):
-            yield complete_ranges(connection, search, raw)
+        pages = paged_search(connection, search, self.directory.page_size, ignore_ad_system_references=self.is_ad)
+        # the worker thread alone uses the connection until the search is done (ranges included)
+        completed = (complete_ranges(connection, search, raw) for raw in pages)
+        yield from read_ahead(completed, batch=self.directory.page_size)
 
     def _read_users(self, connection) -> tuple[list[DirectoryEntry], int, list[OutOfScope]]:
         directory = self.directory
