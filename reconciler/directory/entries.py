@@ -115,8 +115,12 @@ def template_attributes(mapping: PolicyMapping) -> frozenset[str]:
 
 def select_attributes(attributes: Mapping[str, Sequence[Value]], needed: Iterable[str]) -> dict[str, tuple[str, ...]]:
     """Only the needed attributes (keys of `attributes` already lower-cased), values as text; sorted keys."""
+    names = _sorted_lower(needed) if isinstance(needed, frozenset) else tuple(sorted({n.lower() for n in needed}))
+    return _select(attributes, names)
+
+
+def _select(attributes: Mapping[str, Sequence[Value]], names: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     selected: dict[str, tuple[str, ...]] = {}
-    names = _sorted_lower(needed) if isinstance(needed, frozenset) else sorted({n.lower() for n in needed})
     for name in names:
         values = attributes.get(name)
         if values:
@@ -141,6 +145,34 @@ def _utf8_or_base64(value: bytes) -> str:
         return base64.b64encode(value).decode("ascii")
 
 
+class EntryBuilder:
+    """`make_entry` for the many entries of one read: the schema's attribute names are lowered and the
+    needed names sorted once per read instead of once per entry."""
+
+    def __init__(self, directory: Directory, needed: Iterable[str] | None = None):
+        schema = directory.schema
+        self.name = directory.name
+        self.anchor, self.anchor_key = schema.anchor, schema.anchor.lower()
+        self.account, self.account_key = schema.account_name, schema.account_name.lower()
+        self.disabled, self.disabled_key = schema.disabled, schema.disabled.attribute.lower()
+        wanted = template_attributes(directory.mapping) if needed is None else needed
+        self.names = tuple(sorted({n.lower() for n in wanted}))
+
+    def __call__(self, dn: str, attributes: RawAttributes, search_base: str, groups: Iterable[str] = ()) -> DirectoryEntry:
+        lowered = lower_keys(attributes)
+        account_values = lowered.get(self.account_key, ())
+        return DirectoryEntry(
+            self.name,
+            dn,
+            anchor_text(self.name, dn, self.anchor, lowered.get(self.anchor_key, ())),
+            value_text(self.account, account_values[0]) if account_values else None,
+            _select(lowered, self.names),
+            is_disabled(self.disabled, lowered.get(self.disabled_key, ())),
+            search_base,
+            frozenset(groups),
+        )
+
+
 def make_entry(
     directory: Directory,
     dn: str,
@@ -153,21 +185,10 @@ def make_entry(
 
     `search_base` is the policy's base as written; `groups` the normalised DNs of
     the groups the entry is a direct member of; `needed` defaults to the
-    attributes the directory's mapping names.
+    attributes the directory's mapping names. Sources reading many entries use
+    one `EntryBuilder` for all of them.
     """
-    lowered = lower_keys(attributes)
-    schema = directory.schema
-    account_values = lowered.get(schema.account_name.lower(), ())
-    return DirectoryEntry(
-        directory=directory.name,
-        dn=dn,
-        anchor=anchor_text(directory.name, dn, schema.anchor, lowered.get(schema.anchor.lower(), ())),
-        account_name=value_text(schema.account_name, account_values[0]) if account_values else None,
-        attributes=select_attributes(lowered, template_attributes(directory.mapping) if needed is None else needed),
-        disabled=is_disabled(schema.disabled, lowered.get(schema.disabled.attribute.lower(), ())),
-        search_base=search_base,
-        groups=frozenset(groups),
-    )
+    return EntryBuilder(directory, needed)(dn, attributes, search_base, groups)
 
 
 def make_group(directory: Directory, dn: str, attributes: RawAttributes, members: Iterable[str]) -> DirectoryGroup:
