@@ -177,18 +177,29 @@ def team_columns(fields: Any, action: str) -> dict[str, Any]:
 
 
 def store_user(
-    row: Sequence[Any], links: Iterable[Link], memberships: Iterable[str]
+    row: Sequence[Any], links: Sequence[Link], memberships: Iterable[str],
+    parsed: dict[str, tuple[tuple[str, str], ...]] | None = None,
 ) -> StoreUser:
-    """A users row (id, key, email, display_name, attributes, team_key, status, managed) as a StoreUser."""
+    """A users row (id, key, email, display_name, attributes, team_key, status, managed) as a StoreUser.
+
+    `parsed`, shared across the rows of one read, keeps each distinct attributes text parsed once:
+    most users share one of a few department/title combinations.
+    """
     user_id, key, email, display_name, attributes, team_key, status, managed = row
+    if parsed is None:
+        pairs = attributes_from_json(attributes)
+    else:
+        pairs = parsed.get(attributes)
+        if pairs is None:
+            pairs = parsed[attributes] = attributes_from_json(attributes)
     return StoreUser(
         key=row_key(key, user_id),
         email=email,
         display_name=display_name or "",
-        attributes=attributes_from_json(attributes),
+        attributes=pairs,
         team=team_key,
         memberships=frozenset(memberships),
-        links=tuple(sorted(links, key=str)),
+        links=tuple(links) if len(links) < 2 else tuple(sorted(links, key=str)),
         status=status,
         managed=bool(managed),
     )
@@ -218,7 +229,7 @@ def fingerprint(users: Iterable[StoreUser], teams: Iterable[StoreTeam]) -> str:
     digest.update(('{"teams":' + _compact(team_rows) + ',"users":[').encode("utf-8"))
     ordered = sorted(users, key=lambda u: u.key)
     for start in range(0, len(ordered), 1000):
-        chunk = ",".join(_compact(_user_row(u)) for u in ordered[start : start + 1000])
+        chunk = _compact([_user_row(u) for u in ordered[start : start + 1000]])[1:-1]  # the rows without [ ]
         digest.update(((',' if start else '') + chunk).encode("utf-8"))
     digest.update(b"]}")
     return "sha256:" + digest.hexdigest()

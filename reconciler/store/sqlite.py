@@ -224,9 +224,10 @@ class SqlStore:
         for user_id, team_key in tx.execute("SELECT user_id, team_key FROM memberships"):
             memberships[user_id].append(team_key)
         users: dict[str, StoreUser] = {}
+        parsed: dict[str, tuple[tuple[str, str], ...]] = {}
         for row in tx.execute(f"SELECT {USER_COLUMNS} FROM users"):
             try:
-                user = store_user(row, links[row[0]], memberships[row[0]])
+                user = store_user(row, links[row[0]], memberships[row[0]], parsed)
             except ValueError as error:
                 raise StoreError(
                     f"users row id {row[0]}: {error}; fix the row (attributes must be a JSON object)",
