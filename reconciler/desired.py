@@ -29,19 +29,22 @@ from .policy.model import Directory, Mapping, Policy, Template
 
 
 @cache
-def _names(template: Template) -> tuple[str, ...]:
-    """A template's attribute names, parsed once per template rather than once per entry."""
-    return template.attributes
+def _names(text: str) -> tuple[tuple[str, str, str], ...]:
+    """A template's (attribute, lower-cased attribute, placeholder), parsed once per template text
+    rather than once per entry (keyed by the text: a str's hash is cached, a Template's is not)."""
+    return tuple((name, name.lower(), "{" + name + "}") for name in Template(text).attributes)
 
 
 def render_template(template: Template, entry: DirectoryEntry) -> str | None:
     """The template's text with each {attribute} replaced, or None if any is missing or empty."""
     text = template.text
-    for name in _names(template):
-        value = entry.first(name)
+    attributes = entry.attributes
+    for _name, key, placeholder in _names(text):
+        values = attributes.get(key)  # entry.first(name), without a call per placeholder
+        value = values[0] if values else None
         if not value:
             return None
-        text = text.replace("{" + name + "}", value)
+        text = text.replace(placeholder, value)
     return text.strip() or None
 
 
@@ -123,6 +126,9 @@ class _Builder:
         people: list[list[_Candidate]] = []
         for email in sorted(by_email):
             group = by_email[email]
+            if len(group) == 1:  # the usual person: one entry, nothing to clash or merge with
+                people.append(group)
+                continue
             per_directory: dict[str, list[_Candidate]] = defaultdict(list)
             for c in group:
                 per_directory[c.directory.name].append(c)
