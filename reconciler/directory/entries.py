@@ -169,7 +169,9 @@ class EntryBuilder:
             _select(lowered, self.names),
             is_disabled(self.disabled, lowered.get(self.disabled_key, ())),
             search_base,
-            frozenset(groups),
+            # from a dict, CPython sizes the set's table once: half the memory of growing it from a list
+            # (a user in five groups: 472 bytes instead of 728, 25 MB at 100,000 users)
+            frozenset(dict.fromkeys(groups)),
         )
 
 
