@@ -59,14 +59,15 @@ class _Differ:
 
     def match(self) -> dict[str, StoreUser]:
         """desired key -> store user: by directory anchor first, then by email."""
-        # "directory:anchor" spelled inline (str(link)'s text) rather than through Link.__str__: 100,000 calls
-        by_link = {f"{link.directory}:{link.anchor}": user.key for user in self.store.users.values() for link in user.links}
+        # keyed by (directory, anchor), what str(link) spells "directory:anchor" (directory names hold no ':'),
+        # without a Link.__str__ call and a new string per link: 100,000 of each
+        by_link = {(link.directory, link.anchor): user.key for user in self.store.users.values() for link in user.links}
         matched: dict[str, StoreUser] = {}
         claimed, store_users = self.claimed, self.store.users
         for d in self.desired.users.values():  # pass 1: anchors, the winning directory's first
             links = d.links if len(d.links) == 1 else sorted(d.links, key=lambda link: link.directory != d.source)
             for link in links:
-                key = by_link.get(f"{link.directory}:{link.anchor}")
+                key = by_link.get((link.directory, link.anchor))
                 if key and key not in claimed:
                     matched[d.key] = store_users[key]
                     claimed[key] = d.key
@@ -243,9 +244,15 @@ class _Differ:
         matched = self.match()
         self._store_key_of = {d: s.key for d, s in matched.items() if s.managed}
         blocked = {i.user_key for i in self.ignored}
+        user_changes, unchanged, only_team, final_teams = self.user_changes, self.unchanged, self._only_team, self.final_teams
         for d in self.desired.users.values():
-            if d.key not in blocked:
-                self.user_changes(d, matched.get(d.key))
+            if d.key in blocked:
+                continue
+            s = matched.get(d.key)
+            if s is not None and not d.memberships and not s.memberships and unchanged(d, s):
+                final_teams[s.key] = only_team(d.team)  # the usual user, settled without a further call
+            else:
+                user_changes(d, s)
         for s in self.store.users.values():
             if s.managed and s.key not in self.claimed:
                 self.leaver_changes(s)
