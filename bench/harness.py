@@ -195,11 +195,11 @@ def machine() -> dict:
                      if line.startswith("MemTotal"))
     slapd_version = subprocess.run(["slapd", "-VV"], capture_output=True, text=True).stderr.splitlines()[:1]
     return {"nproc": os.cpu_count(), "cpu": cpu, "memory_gb": round(memory_kb / 1024 / 1024, 1),
-            "python": platform.python_version(), "slapd": slapd_version[0].strip() if slapd_version else "?",
-            "load_before": os.getloadavg()}
+            "python": platform.python_version(), "slapd": slapd_version[0].strip() if slapd_version else "?"}
 
 
 def run(users: int, rounds: int, workdir: Path, seed: int, skip_references: bool = False) -> dict:
+    load_before = os.getloadavg()  # other work on the machine skews wall times: reported next to them
     ensure_python_ldap()
     workdir.mkdir(parents=True, exist_ok=True)
     ldif, churn = workdir / f"directory-{users}-{seed}.ldif", workdir / f"churn-{users}-{seed}.ldif"
@@ -215,8 +215,10 @@ def run(users: int, rounds: int, workdir: Path, seed: int, skip_references: bool
           f"slapadd {loaded:.1f}s", file=sys.stderr)
     server.serve()
     try:
-        return _measure_all(server, users, rounds, workdir, churn, churn_counts, skip_references,
-                            {"generate_s": round(generated, 1), "slapadd_s": round(loaded, 1)})
+        result = _measure_all(server, users, rounds, workdir, churn, churn_counts, skip_references,
+                              {"generate_s": round(generated, 1), "slapadd_s": round(loaded, 1)})
+        result["machine"]["load_before"] = load_before
+        return result
     finally:
         server.stop()
 
@@ -267,7 +269,7 @@ def _measure_all(server, users, rounds, workdir, churn, churn_counts, skip_refer
         "churn": churn_counts,
         "churn_plan_summary": plan_summary,
         "setup": setup,
-        "machine": {**machine(), "load_after": os.getloadavg()},
+        "machine": {**machine(), "load_after": os.getloadavg()},  # load_before: added by run()
         "figures": figures,
         "ratios": ratios(figures),
     }
@@ -293,8 +295,10 @@ def ratios(figures: dict) -> dict:
 
 
 def table(result: dict) -> str:
+    machine_info = result["machine"]
     lines = [f"{result['users']:,} users, {result['groups']:,} groups, median of {result['rounds']} rounds "
-             f"({result['machine']['nproc']} cores, {result['machine']['cpu']}, load {result['machine']['load_before'][0]:.2f})",
+             f"({machine_info['nproc']} cores, {machine_info['cpu']}, load before/after "
+             f"{machine_info['load_before'][0]:.2f}/{machine_info['load_after'][0]:.2f})",
              f"{'step':<16}{'wall s':>9}{'cpu s':>9}{'peak MB':>9}  stages (s)"]
     for name, f in result["figures"].items():
         stages = " ".join(f"{k} {v:.2f}" for k, v in (f.get("stages_s") or {}).items())
@@ -311,9 +315,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workdir", type=Path, help="where the LDIF, slapd and store go (default /tmp/reconciler-bench-N)")
     parser.add_argument("--json", type=Path, help="write the figures here as JSON")
     parser.add_argument("--skip-references", action="store_true", help="measure only reconciler (quicker while tuning)")
+    parser.add_argument("--scale-from", type=Path, metavar="JSON",
+                        help="a smaller run's --json: adds ratios.plan_scaling (this plan's wall / that plan's)")
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(f"/tmp/reconciler-bench-{args.users}")
     result = run(args.users, args.rounds, workdir, args.seed, args.skip_references)
+    if args.scale_from:
+        smaller = json.loads(args.scale_from.read_text())
+        result["ratios"]["plan_scaling"] = {
+            "users": round(result["users"] / smaller["users"], 2),
+            "plan_churn_wall": round(result["figures"]["plan_churn"]["wall_s"] / smaller["figures"]["plan_churn"]["wall_s"], 2),
+        }
     print(table(result))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
