@@ -124,11 +124,17 @@ def decode_search_entry(message: bytes) -> tuple[int, dict] | None:
         raise NotLean("not UTF-8 or truncated") from None
     if position != end:
         raise NotLean("attribute runs past the entry")
+    if any(";" in name for name in attributes):
+        # ldap3's auto-range (AD's member;range=0-1499) extends raw_attributes and attributes separately:
+        # they must not share value lists then
+        formatted = {name: (list(values) if values is not None else None) for name, values in attributes.items()}
+    else:
+        formatted = dict(attributes)
     return message_id, {
         "raw_dn": raw_dn,
         "dn": dn,
         "raw_attributes": attributes,
-        "attributes": dict(attributes),
+        "attributes": formatted,
         "type": "searchResEntry",
     }
 

@@ -115,3 +115,12 @@ def test_receiving_frames_every_message_whatever_the_chunking(entries, chunks):
     while len(received) < len(messages):
         received += strategy.receiving()
     assert received == messages
+
+
+def test_ranged_attributes_do_not_share_value_lists_with_the_formatted_copy():
+    """ldap3's auto-range appends each further range to raw_attributes and to attributes in turn;
+    shared lists would receive every value twice."""
+    raw = encode_entry(9, "cn=big,dc=example", [("member;range=0-1", [b"cn=a", b"cn=b"])])
+    entry = decode_search_entry(raw)[1]
+    assert entry["raw_attributes"]["member;range=0-1"] == entry["attributes"]["member;range=0-1"]
+    assert entry["raw_attributes"]["member;range=0-1"] is not entry["attributes"]["member;range=0-1"]
