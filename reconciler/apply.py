@@ -7,12 +7,12 @@ import socket
 from dataclasses import replace
 from datetime import datetime, timezone
 
-from .errors import ReconcilerError, StalePlan, TooMuchChange
+from .errors import StalePlan
 from .model import Plan
 from .plan.document import plan_digest
 from .plan.safety import enforce
 from .policy.model import Policy
-from .store import ApplyRecord, LockInfo, Store
+from .store import ApplyRecord, LockInfo, Store, failures_recorded
 
 
 def now() -> str:
@@ -51,28 +51,19 @@ def apply_plan(plan: Plan, policy: Policy, store: Store, *, force_reason: str | 
         policy_digest=policy.digest, plan_digest=plan_digest(plan), counts=plan.summary,
         outcome="applied", force_reason=force_reason,
     )
-    try:
+    # a refusal is history too: a scheduled job stuck on a limit shows in `reconciler history`
+    write = getattr(store, "record", None) or (lambda _record: None)  # stores that keep no refusals skip it
+    with failures_recorded(write, lambda outcome: replace(record, finished_at=now(), outcome=_short(outcome))):
         enforce(plan, policy.safety, force_reason=force_reason)
-    except TooMuchChange as refused:
-        _record_refusal(store, record, refused)
-        raise
     with store.lock(who) as lock:
         if on_lock is not None:
             on_lock(lock)
         return store.apply(plan.changes, plan.store_fingerprint, record)
 
 
-def _record_refusal(store: Store, record: ApplyRecord, refused: TooMuchChange) -> None:
-    """A refused apply is history too: the scheduled job that keeps hitting a limit shows up
-    in `reconciler history`. Stores that keep no history of refusals are skipped."""
-    write = getattr(store, "record", None)
-    if write is None:
-        return
-    reason = refused.message.removeprefix("refused, nothing changed: ").split(". Review the plan")[0]
-    try:
-        write(replace(record, finished_at=now(), outcome=f"refused: {reason}"))
-    except ReconcilerError:
-        pass  # the refusal itself is what the user must see
+def _short(outcome: str) -> str:
+    """'refused: 42 deactivations is over ...' without the advice meant for the terminal."""
+    return outcome.replace("refused, nothing changed: ", "").split(". Review the plan")[0]
 
 
 __all__ = ["apply_plan", "check_saved_plan", "LockInfo"]

@@ -14,10 +14,11 @@ It must:
 """
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
+from ..errors import ReconcilerError, Refused
 from ..model import Change, StoreState
 from ..policy.model import Store as StoreConfig
 
@@ -59,6 +60,22 @@ class LockInfo:
     holder: str
     since: str  # ISO 8601 UTC
     expired_takeover: str | None = None  # set when a crashed run's lock was taken over
+
+
+@contextmanager
+def failures_recorded(write: Callable[[ApplyRecord], object], finished: Callable[[str], ApplyRecord]) -> Iterator[None]:
+    """An apply that is refused or fails goes into the history as such ("refused: ...",
+    "failed: ..."), then the error goes on; a history that cannot be written never hides
+    why the apply did not go through. Shared by every store and by the safety check."""
+    try:
+        yield
+    except ReconcilerError as error:
+        outcome = f"{'refused' if isinstance(error, Refused) else 'failed'}: {error.message}"
+        try:
+            write(finished(outcome))
+        except ReconcilerError:
+            pass
+        raise
 
 
 class Store(Protocol):

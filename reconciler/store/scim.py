@@ -15,11 +15,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 
-from ..errors import Location, ReconcilerError, Refused, StalePlan, StoreError
+from ..errors import Location, StalePlan, StoreError
 from ..model import Change, StoreState
 from ..policy.model import SecretRef
 from ..policy.model import Store as StoreConfig
-from . import ApplyRecord, LockInfo
+from . import ApplyRecord, LockInfo, failures_recorded
 from .records import summarise
 from .scim_apply import ChangeRefused, plan_operations
 from .scim_client import ScimClient, ScimHttpError, ScimUrlError, check_base_url
@@ -104,14 +104,8 @@ class ScimStore:
             with self.lock(record.actor):
                 return self.apply(changes, expected_fingerprint, record)
         record = replace(record, counts=record.counts or summarise(changes))
-        try:
+        with failures_recorded(self.side.record, lambda outcome: self._finished(record, outcome)):
             return self.side.record(self._finished(record, self._apply(changes, expected_fingerprint)))
-        except Refused as error:
-            self._record_attempt(self._finished(record, f"refused: {error.message}"))
-            raise
-        except ReconcilerError as error:
-            self._record_attempt(self._finished(record, f"failed: {error.message}"))
-            raise
 
     def _apply(self, changes: Sequence[Change], expected_fingerprint: str) -> str:
         snapshot = self._snapshot()
@@ -152,13 +146,6 @@ class ScimStore:
 
     def _finished(self, record: ApplyRecord, outcome: str) -> ApplyRecord:
         return replace(record, finished_at=iso(self.clock()), outcome=outcome)
-
-    def _record_attempt(self, record: ApplyRecord) -> None:
-        """Record a failed or refused apply; a history that cannot be written must not hide why it failed."""
-        try:
-            self.side.record(record)
-        except ReconcilerError:
-            pass
 
     def close(self) -> None:
         if self._client is not None:

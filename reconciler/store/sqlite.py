@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..errors import Location, LockHeld, ReconcilerError, Refused, StalePlan, StoreError
-from ..model import Change, Link, StoreState, StoreTeam, StoreUser
+from ..errors import Location, LockHeld, ReconcilerError, StalePlan, StoreError
+from ..model import Change, Link, StoreState, StoreUser
 from ..policy.model import Store as StoreConfig
-from . import ApplyRecord, LockInfo
+from . import ApplyRecord, LockInfo, failures_recorded
 from .records import fingerprint as content_fingerprint
 from .records import (
     HISTORY_COLUMNS,
@@ -323,7 +323,7 @@ class SqlStore:
     def apply(self, changes: Sequence[Change], expected_fingerprint: str, record: ApplyRecord) -> ApplyRecord:
         """Apply every change or none, and record the attempt in the history either way."""
         record = replace(record, counts=record.counts or summarise(changes))
-        try:
+        with failures_recorded(self.record, lambda outcome: self._finished(record, outcome)):
             with self._transaction(write=True, create=True) as tx:
                 assert tx is not None
                 self._check_lock(tx)
@@ -331,12 +331,6 @@ class SqlStore:
                     raise StalePlan(STALE_MESSAGE)
                 _ChangeWriter(tx, iso(self.clock()), self.where).apply_all(changes)
                 return self._insert_history(tx, self._finished(record, "applied"))
-        except Refused as error:
-            self._record_attempt(self._finished(record, f"refused: {error.message}"))
-            raise
-        except ReconcilerError as error:
-            self._record_attempt(self._finished(record, f"failed: {error.message}"))
-            raise
 
     def record(self, record: ApplyRecord) -> ApplyRecord:
         """Add one history line on its own, e.g. an apply refused before it reached the store."""
@@ -346,13 +340,6 @@ class SqlStore:
 
     def _finished(self, record: ApplyRecord, outcome: str) -> ApplyRecord:
         return replace(record, finished_at=iso(self.clock()), outcome=outcome)
-
-    def _record_attempt(self, record: ApplyRecord) -> None:
-        """Record a failed or refused apply; a history that cannot be written must not hide why it failed."""
-        try:
-            self.record(record)
-        except ReconcilerError:
-            pass
 
     @staticmethod
     def _insert_history(tx: Tx, record: ApplyRecord) -> ApplyRecord:
