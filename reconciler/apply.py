@@ -4,10 +4,13 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+import sys
 from dataclasses import replace
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
 
-from .errors import StalePlan
+from .errors import ExitCode, ReconcilerError, StalePlan
 from .model import Plan
 from .plan.document import plan_digest
 from .plan.safety import enforce
@@ -36,6 +39,71 @@ def check_saved_plan(plan: Plan, policy: Policy) -> None:
         raise StalePlan(f"plan is stale: {policy.path} changed since the plan was made; run plan again")
     if plan.store_kind != policy.store.kind:
         raise StalePlan(f"plan is for a {plan.store_kind} store but the policy now uses {policy.store.kind}; run plan again")
+
+
+def plan_key() -> bytes | None:
+    """The key saved plans are signed with and checked against, if the environment sets one."""
+    key = os.environ.get("RECONCILER_PLAN_KEY", "")
+    return key.encode() if key else None
+
+
+def read_file(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise ReconcilerError(f"{path}: cannot read the {what}: {error.strerror}") from None
+
+
+def verified_saved_plan(plan_file: Path, policy_path: Path | None, load: Callable[[Path], Policy],
+                        *, key: bytes | None) -> tuple[Policy, Plan]:
+    """The policy and the plan to apply for `apply --plan`: the fresh plan, once it is shown to be the saved one.
+
+    The file is read as a claim (digest, signature, schema), the policy is checked before any directory
+    is read, then the plan is made afresh and compared; the file's changes are never applied themselves."""
+    from .pipeline import plan_policy
+    from .plan.document import decode, loads
+    from .plan.saved import verify_saved
+
+    source = str(plan_file)
+    saved = loads(decode(read_file(plan_file, "plan"), source), source, key=key)
+    policy = load(policy_path if policy_path is not None else Path(saved.policy_path))
+    check_saved_plan(saved, policy)
+    fresh = plan_policy(policy).plan
+    verify_saved(saved, fresh, source)
+    return policy, fresh
+
+
+def held_to_review(plan: Plan, reviewed_file: Path, policy: Policy) -> list[str]:
+    """What apply says about the review: refuses (nothing changed) unless the plan is what was reviewed."""
+    from .plan.document import decode
+    from .plan.review import hold, parse
+
+    source = str(reviewed_file)
+    review = parse(decode(read_file(reviewed_file, "review"), source), source)
+    held = hold(review, plan, policy.safety.review_margin)
+    drift = [c for c in plan.changes if c.cause == "pending"]
+    lines = [f"Reviewed in the pull request: policy {review.policy_digest[:19]}…, the merged policy is the same.",
+             "The edit's effect, reviewed and now (per kind of change):", *held.lines]
+    lines.append(f"Since the review, {len(drift)} change(s) that the edit does not cause (drift in the directories or the store) "
+                 "are applied with it, within the safety limits." if drift else "No drift since the review.")
+    return lines
+
+
+def confirm_or_refuse(plan: Plan, *, expect_digest: str | None, auto_approve: bool) -> None:
+    """The last word before a fresh plan is applied: the strict digest, then a person's yes on a terminal."""
+    if expect_digest is not None and plan_digest(plan) != expect_digest.strip():
+        raise StalePlan(f"refused, nothing changed: the plan now has digest {plan_digest(plan)}, not the reviewed "
+                        f"{expect_digest.strip()}; the directories or the store changed since the review: plan again and review")
+    if plan.empty or auto_approve:
+        return
+    if not sys.stdin.isatty():
+        raise ReconcilerError("refusing to apply without confirmation: stdin is not a terminal; "
+                              "review the plan and pass --auto-approve (or apply a saved plan with --plan)")
+    import typer
+
+    if not typer.confirm("Apply these changes?", default=False):
+        typer.echo("Nothing applied.")
+        raise typer.Exit(ExitCode.ERROR)
 
 
 def apply_plan(plan: Plan, policy: Policy, store: Store, *, force_reason: str | None = None,

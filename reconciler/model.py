@@ -288,6 +288,42 @@ def sort_changes(changes: list[Change]) -> list[Change]:
     return rest + sorted(deletes, key=lambda c: c.key, reverse=True)
 
 
+@dataclass(slots=True, frozen=True)
+class LimitCheck:
+    """One safety limit held against a plan: what it plans, what the policy allows, and whether apply would go on."""
+
+    limit: str  # the policy key: "max_deactivations"
+    noun: str  # "deactivations"
+    planned: int
+    allowed: int | None  # None: the policy sets no limit
+    rule: str  # how `allowed` is reached: "10% (28 of 288 managed users)"
+
+    @property
+    def ok(self) -> bool:
+        return self.allowed is None or self.planned <= self.allowed
+
+    def to_json(self) -> dict[str, Any]:
+        return {"limit": self.limit, "noun": self.noun, "planned": self.planned, "allowed": self.allowed,
+                "rule": self.rule, "ok": self.ok}
+
+
+@dataclass(slots=True, frozen=True)
+class Review:
+    """What a pull-request reviewer approves (plan --base-policy): this policy, and what its edit does.
+
+    `effect` counts the changes the edit itself causes (cause "policy"), per kind.action;
+    apply after merge holds the fresh effect against it (reconciler/plan/review.py).
+    """
+
+    policy_digest: str
+    base_policy_digest: str | None  # None: no policy on the target branch yet, the edit causes everything
+    effect: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"policy_digest": self.policy_digest, "base_policy_digest": self.base_policy_digest,
+                "effect": dict(self.effect)}
+
+
 @dataclass(slots=True)
 class Plan:
     policy_path: str
@@ -299,6 +335,13 @@ class Plan:
     ignored: list[EntryVerdict]  # entries read but not imported, with the reason
     managed_users: int  # the population safety percentages are taken of
     generated_at: str = ""  # ISO 8601 UTC; the only field that differs between identical runs
+    safety: tuple[LimitCheck, ...] = ()  # every limit the policy sets, held against this plan
+    review: Review | None = None  # with --base-policy: what the reviewer approves
+
+    @property
+    def refused(self) -> bool:
+        """Apply would refuse this plan (without --force): a safety limit is exceeded."""
+        return any(not check.ok for check in self.safety)
 
     @property
     def summary(self) -> dict[str, int]:

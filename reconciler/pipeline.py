@@ -29,7 +29,7 @@ def require_secrets(policy: Policy) -> None:
     for directory in policy.directories:
         if directory.bind is not None and isinstance(directory.bind.password, SecretRef):
             directory.bind.password.resolve()
-    for value in (policy.store.url, policy.store.token):
+    for value in (policy.store.url, policy.store.token, policy.store.state_dir):
         if isinstance(value, SecretRef):
             value.resolve()
 
@@ -75,3 +75,28 @@ def _plan_policy(policy: Policy, store: Store | None) -> Planned:
     with stage("diff"):
         plan = make_plan(policy, desired, state)
     return Planned(policy, desired, state, plan)
+
+
+def with_review(plan: Plan, base_path: str) -> Plan:
+    """`plan` with each change's cause and the review a pull request approves, against the policy at
+    `base_path` (the target branch's). An empty base file means there is no policy there yet: the edit
+    causes every change."""
+    from dataclasses import replace
+
+    from .plan.attribution import attribute
+    from .plan.review import review_of
+    from .policy import load_policy
+
+    try:
+        with open(base_path, "rb") as handle:
+            nothing_there = not handle.read().strip()
+    except OSError as error:
+        from .errors import ReconcilerError
+
+        raise ReconcilerError(f"{base_path}: cannot read the base policy: {error.strerror}") from None
+    if nothing_there:
+        marked = replace(plan, changes=[replace(c, cause="policy") for c in plan.changes])
+        return replace(marked, review=review_of(marked, None))
+    base = load_policy(base_path)
+    marked = attribute(plan, plan_policy(base).plan)
+    return replace(marked, review=review_of(marked, base.digest))

@@ -7,6 +7,7 @@ from ..errors import DirectoryError
 from ..model import DesiredState, Plan, StoreState
 from ..policy.model import Policy
 from .diff import diff
+from .safety import checks
 
 
 def guard_empty_reads(policy: Policy, desired: DesiredState, store: StoreState) -> None:
@@ -29,7 +30,7 @@ def make_plan(policy: Policy, desired: DesiredState, store: StoreState) -> Plan:
     guard_empty_reads(policy, desired, store)
     result = diff(policy, desired, store)
     ignored = [v for v in desired.verdicts if v.verdict != "imported"] + result.ignored
-    return Plan(
+    plan = Plan(
         policy_path=policy.path,
         policy_digest=policy.digest,
         store_kind=policy.store.kind,
@@ -40,3 +41,5 @@ def make_plan(policy: Policy, desired: DesiredState, store: StoreState) -> Plan:
         managed_users=sum(1 for u in store.users.values() if u.managed),
         generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
+    plan.safety = checks(plan.summary, plan.managed_users, policy.safety)
+    return plan

@@ -1,11 +1,19 @@
-"""The plan as a JSON document (schemas/plan.schema.json): save, load, and prove it unedited.
+"""The plan as a JSON document (schemas/plan.schema.json): save and load.
 
-`digest` covers everything but `generated_at` and itself, so two runs on the same
-inputs produce the same digest, and any edit to a saved plan is detected.
+`digest` names a plan: it covers what the plan does (policy, store, counts, changes,
+ignored entries, safety verdict) and not how it was looked at, so two runs on the
+same inputs give the same digest with or without `--base-policy` (`cause` and
+`review` are left out), and `generated_at` is left out too.
+
+The digest is unkeyed: it catches a file damaged or edited by mistake, not a forger,
+who can recompute it. What protects an apply is that `apply --plan` re-derives the
+plan and applies only what the policy, directories and store still produce
+(reconciler/plan/saved.py); a signature (RECONCILER_PLAN_KEY) adds provenance.
 """
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from typing import Any
 
@@ -24,9 +32,19 @@ def canonical(data: Any) -> str:
     return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
+NOT_DIGESTED = ("generated_at", "digest", "signature", "review")
+
+
+def digested_body(document: dict[str, Any]) -> dict[str, Any]:
+    body = {k: v for k, v in document.items() if k not in NOT_DIGESTED}
+    changes = body.get("changes")
+    if isinstance(changes, list) and any(isinstance(c, dict) and "cause" in c for c in changes):
+        body["changes"] = [{k: v for k, v in c.items() if k != "cause"} if isinstance(c, dict) else c for c in changes]
+    return body
+
+
 def content_digest(document: dict[str, Any]) -> str:
-    body = {k: v for k, v in document.items() if k not in ("generated_at", "digest")}
-    return "sha256:" + hashlib.sha256(canonical(body).encode()).hexdigest()
+    return "sha256:" + hashlib.sha256(canonical(digested_body(document)).encode()).hexdigest()
 
 
 def to_document(plan: Plan) -> dict[str, Any]:
@@ -40,42 +58,91 @@ def to_document(plan: Plan) -> dict[str, Any]:
         "summary": plan.summary,
         "changes": [c.to_json() for c in plan.changes],
         "ignored": [_verdict_json(v) for v in plan.ignored],
+        "safety": [c.to_json() for c in plan.safety],
+        "refused": plan.refused,
     }
+    if plan.review is not None:
+        document["review"] = plan.review.to_json()
     document["digest"] = content_digest(document)
     return document
 
 
-def dumps(plan: Plan) -> str:
-    """Stable, reviewable JSON: sorted keys, two-space indent, trailing newline."""
-    return json.dumps(to_document(plan), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+def dumps(plan: Plan, *, key: bytes | None = None) -> str:
+    """Stable, reviewable JSON: sorted keys, two-space indent, trailing newline; signed when given a key."""
+    document = to_document(plan)
+    if key is not None:
+        document["signature"] = sign(document["digest"], key)
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def loads(text: str, source: str = "plan") -> Plan:
-    """A saved plan, refused if it is not one of ours or was edited after it was made."""
+def sign(digest: str, key: bytes) -> str:
+    """HMAC-SHA256 of the digest, which covers everything a plan does: proof that someone holding the key made it."""
+    return "hmac-sha256:" + hmac.new(key, digest.encode(), hashlib.sha256).hexdigest()
+
+
+def decode(data: bytes, source: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ReconcilerError(f"{source}: not a plan: byte {error.start} is not UTF-8; "
+                              "make the plan with `reconciler plan --out`") from None
+
+
+def _schema_problem(document: Any, source: str) -> str | None:
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(plan_schema())
+    error = next(iter(sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))), None)
+    if error is None:
+        return None
+    where = ".".join(str(p) for p in error.absolute_path) or "(top)"
+    message = error.message if len(error.message) <= 160 else error.message[:157] + "..."
+    return f"{source}: not a valid plan at {where}: {message}; make the plan with `reconciler plan --out`"
+
+
+def plan_schema() -> dict[str, Any]:
+    from importlib import resources
+
+    return json.loads(resources.files("reconciler").joinpath("schemas/plan.schema.json").read_text(encoding="utf-8"))
+
+
+def loads(text: str, source: str = "plan", *, key: bytes | None = None) -> Plan:
+    """A saved plan as the file says it, refused if it is not one of ours, was edited, or (with a key)
+    is not signed with it. What the file says is a claim to check, never an instruction: see saved.py."""
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
         raise ReconcilerError(f"{source}:{error.lineno}:{error.colno}: not a JSON plan: {error.msg}") from None
+    except RecursionError:
+        raise ReconcilerError(f"{source}: not a plan: nested too deeply") from None
     if not isinstance(document, dict) or document.get("format_version") != FORMAT_VERSION:
         raise ReconcilerError(f"{source}: not a reconciler plan of format_version {FORMAT_VERSION}; make it with `reconciler plan --out`")
-    if document.get("digest") != content_digest(document):
-        raise StalePlan(f"{source}: the plan file was edited after it was made (its digest does not match); run plan again")
-    try:
-        return Plan(
-            policy_path=document["policy"]["path"],
-            policy_digest=document["policy"]["digest"],
-            store_kind=document["store"]["kind"],
-            store_fingerprint=document["store"]["fingerprint"],
-            directories=document["directories"],
-            changes=[Change(c["action"], c["kind"], c["key"], c["reason"], c.get("before"), c.get("after"), c.get("cause"), c.get("subject", ""))
-                     for c in document["changes"]],
-            ignored=[EntryVerdict(v["directory"], v["dn"], "", v.get("account_name"), v.get("email"), v["verdict"], v["reason"])
-                     for v in document["ignored"]],
-            managed_users=document["managed_users"],
-            generated_at=document.get("generated_at", ""),
-        )
-    except (KeyError, TypeError) as error:
-        raise ReconcilerError(f"{source}: plan is missing {error}; make it with `reconciler plan --out`") from None
+    problem = _schema_problem(document, source)
+    if problem:
+        raise ReconcilerError(problem)
+    if document["digest"] != content_digest(document):
+        raise StalePlan(f"refused, nothing changed: {source} was edited after it was made (its digest does not match); run plan again")
+    if key is not None:
+        signature = document.get("signature")
+        if signature is None:
+            raise StalePlan(f"refused, nothing changed: {source} is not signed, and RECONCILER_PLAN_KEY is set: "
+                            "only plans made with the key are applied")
+        if not hmac.compare_digest(signature, sign(document["digest"], key)):
+            raise StalePlan(f"refused, nothing changed: {source} is not signed with RECONCILER_PLAN_KEY "
+                            "(made with another key, or edited)")
+    return Plan(
+        policy_path=document["policy"]["path"],
+        policy_digest=document["policy"]["digest"],
+        store_kind=document["store"]["kind"],
+        store_fingerprint=document["store"]["fingerprint"],
+        directories=document["directories"],
+        changes=[Change(c["action"], c["kind"], c["key"], c["reason"], c["before"], c["after"], c.get("cause"), c["subject"])
+                 for c in document["changes"]],
+        ignored=[EntryVerdict(v["directory"], v["dn"], "", v["account_name"], v["email"], v["verdict"], v["reason"])
+                 for v in document["ignored"]],
+        managed_users=document["managed_users"],
+        generated_at=document["generated_at"],
+    )
 
 
 def plan_digest(plan: Plan) -> str:

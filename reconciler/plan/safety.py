@@ -1,11 +1,11 @@
-"""Safety limits: a plan over a limit is shown in full but refused at apply."""
+"""Safety limits: every plan carries its verdict (shown at plan time), apply refuses one over a limit."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
 from ..errors import TooMuchChange
-from ..model import Plan
+from ..model import LimitCheck, Plan
 from ..policy.model import Limit, Safety
 
 # which plan actions each limit counts
@@ -37,17 +37,22 @@ def allowed(limit: Limit, managed: int, *, percent_applies: bool = True) -> tupl
     return min(bounds)
 
 
-def violations(plan: Plan, safety: Safety) -> list[Violation]:
-    counts = plan.summary
-    found: list[Violation] = []
+def checks(summary: dict[str, int], managed_users: int, safety: Safety) -> tuple[LimitCheck, ...]:
+    """Each limit the policy sets, held against the plan's counts (limits set to null are left out)."""
+    found: list[LimitCheck] = []
     for name, (noun, actions) in LIMITED.items():
-        n = sum(counts.get(f"{kind}.{action}", 0) for kind, action in actions)
+        n = sum(summary.get(f"{kind}.{action}", 0) for kind, action in actions)
         # an initial import has no population to take a percentage of
-        most, said = allowed(getattr(safety, name), plan.managed_users,
-                             percent_applies=not (name == "max_creates" and plan.managed_users == 0))
-        if most is not None and n > most:
-            found.append(Violation(name, f"{n} {noun} is over the limit of {said} (safety.{name})"))
-    return found
+        most, said = allowed(getattr(safety, name), managed_users,
+                             percent_applies=not (name == "max_creates" and managed_users == 0))
+        if most is not None:
+            found.append(LimitCheck(name, noun, n, most, said))
+    return tuple(found)
+
+
+def violations(plan: Plan, safety: Safety) -> list[Violation]:
+    return [Violation(c.limit, f"{c.planned} {c.noun} is over the limit of {c.rule} (safety.{c.limit})")
+            for c in checks(plan.summary, plan.managed_users, safety) if not c.ok]
 
 
 def enforce(plan: Plan, safety: Safety, *, force_reason: str | None = None) -> None:

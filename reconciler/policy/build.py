@@ -24,6 +24,7 @@ from .model import (
     Mapping,
     Placement,
     Policy,
+    ReviewMargin,
     Safety,
     Schema,
     SecretRef,
@@ -40,8 +41,10 @@ DEFAULT_FILTERS = {
 }
 DEFAULT_EMAIL = ("{mail}",)
 DEFAULT_DISPLAY_NAME = "{displayName}"
-DEFAULT_STORE_PATH = ".reconciler/store.db"
-DEFAULT_SCIM_STATE_PATH = ".reconciler/scim-state.db"
+DEFAULT_STATE_DIR = ".reconciler"
+DEFAULT_STORE_PATH = ".reconciler/store.db"  # what store.path means when neither it nor state_dir is set
+DEFAULT_STORE_FILE = "store.db"  # in the state dir, unless store.path names the file
+DEFAULT_SCIM_STATE_FILE = "scim-state.db"
 DEFAULT_CHANGE_LIMIT = Limit(count=50, percent=10.0)
 
 
@@ -183,19 +186,41 @@ class Builder:
             max_updates=pick("max_updates", Limit()),
             max_deactivations=pick("max_deactivations", DEFAULT_CHANGE_LIMIT),
             max_deletions=pick("max_deletions", DEFAULT_CHANGE_LIMIT),
+            review_margin=self.review_margin(safety.get("review_margin")),
         )
+
+    @staticmethod
+    def review_margin(value) -> ReviewMargin:
+        """0, 5, '10%' or {count, percent}; the larger bound wins (unlike the limits, where the lower does)."""
+        if value is None:
+            return ReviewMargin()
+        if isinstance(value, int):
+            return ReviewMargin(count=value, percent=0.0)
+        if isinstance(value, str):
+            return ReviewMargin(count=0, percent=float(value.rstrip("%")))
+        return ReviewMargin(count=value.get("count", 0), percent=float(value.get("percent", 0)))
 
     def store(self, store: dict) -> Store:
         kind = store.get("kind", "sqlite")
+        state_dir = store.get("state_dir", DEFAULT_STATE_DIR)
+        # sqlite: the database; scim: lock, history and the relations SCIM cannot hold, in a side file
+        name = {"sqlite": DEFAULT_STORE_FILE, "scim": DEFAULT_SCIM_STATE_FILE}.get(kind)
+        if kind == "sqlite" and "path" in store:
+            return Store(kind="sqlite", path=self.absolute(store["path"]))
+        if name is not None and SECRET_REFERENCE.match(state_dir):
+            extra = dict(path=name, state_dir=self.secret(state_dir, ("store", "state_dir")), folder=self.folder)
+        elif name is not None:
+            extra = dict(path=self.absolute(os.path.join(state_dir, name)))
+        else:
+            extra = {}
         if kind == "sqlite":
-            return Store(kind="sqlite", path=self.absolute(store.get("path", DEFAULT_STORE_PATH)))
+            return Store(kind="sqlite", **extra)
         url = store["url"]
         return Store(
             kind=kind,
-            # scim: lock, history and the relations SCIM cannot hold live in a side file next to the policy
-            path=self.absolute(DEFAULT_SCIM_STATE_PATH) if kind == "scim" else None,
             url=self.secret(url, ("store", "url")) if SECRET_REFERENCE.match(url) else url,
             token=self.secret(store["token"], ("store", "token")) if "token" in store else None,
+            **extra,
         )
 
 

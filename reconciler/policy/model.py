@@ -197,11 +197,21 @@ class Limit:
 
 
 @dataclass(frozen=True)
+class ReviewMargin:
+    """How many more changes of one kind the edit may cause at apply than the reviewer saw: the larger
+    of `count` and `percent` of the reviewed number (0 and 0: exactly what was reviewed, or fewer)."""
+
+    count: int = 2
+    percent: float = 10.0
+
+
+@dataclass(frozen=True)
 class Safety:
     max_creates: Limit = Limit()
     max_updates: Limit = Limit()
     max_deactivations: Limit = Limit(count=50, percent=10.0)
     max_deletions: Limit = Limit(count=50, percent=10.0)
+    review_margin: ReviewMargin = ReviewMargin()
 
 
 @dataclass(frozen=True)
@@ -210,6 +220,16 @@ class Store:
     path: str | None = None  # sqlite: absolute, resolved against the policy file's folder; scim: its side file
     url: str | SecretRef | None = None
     token: SecretRef | None = None
+    # state_dir: ${NAME}: the folder comes from the environment when the store is opened (a CI runner's
+    # folder that actions/checkout does not clean); `path` is then this file name inside it
+    state_dir: SecretRef | None = None
+    folder: str = ""  # the policy file's folder, which a relative state_dir is taken from
+
+    def file(self) -> str | None:
+        """Where the store keeps its file (sqlite: the database; scim: the side file), resolved now."""
+        if self.state_dir is None or self.path is None:
+            return self.path
+        return os.path.abspath(os.path.join(self.folder, self.state_dir.resolve(), self.path))
 
 
 @dataclass(frozen=True)

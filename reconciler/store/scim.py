@@ -46,9 +46,10 @@ class ScimStore:
             raise StoreError("store.token is not set; a scim store needs a bearer token as a ${NAME} reference")
         self._token = config.token
         self._client = client
-        if not config.path:
-            raise StoreError("the scim store has no side file for its lock and history (store.path is not set)")
-        self.side = SideFile(config.path, lock_ttl=lock_ttl, clock=clock)
+        side_file = config.file()
+        if not side_file:
+            raise StoreError("the scim store has no side file for its lock and history (store.state_dir is not set)")
+        self.side = SideFile(side_file, lock_ttl=lock_ttl, clock=clock)
         self._holding = False
 
     @property

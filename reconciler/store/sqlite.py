@@ -596,9 +596,10 @@ class SqliteStore(SqlStore):
 
     def __init__(self, config: StoreConfig, lock_ttl: int = DEFAULT_LOCK_TTL, clock: Clock = utc_now):
         super().__init__(lock_ttl=lock_ttl, clock=clock)
-        if not config.path:
+        file = config.file()
+        if not file:
             raise StoreError("store.path is not set; a sqlite store needs the file it keeps users in")
-        self.path = Path(config.path)
+        self.path = Path(file)
         self.where = str(self.path)
         self._connection: sqlite3.Connection | None = None
 
