@@ -17,7 +17,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-from . import commands, inspect  # noqa: E402,F401  (registers the commands)
+from . import validate, commands, inspect  # noqa: E402,F401  (registers the commands)
 
 
 # Typer >= 0.25 carries its own copy of Click; its usage error is the base class of

@@ -25,16 +25,6 @@ class Format(str, Enum):
 
 
 @app.command()
-def validate(policy: Path = PolicyArg) -> None:
-    """Schema and semantic checks; every problem as FILE:LINE:COL: message."""
-    from ..policy import load_policy
-
-    loaded = load_policy(str(policy))  # raises PolicyError listing every problem
-    names = ", ".join(d.name for d in loaded.directories)
-    typer.echo(f"{policy}: valid ({len(loaded.directories)} directories: {names}; store: {loaded.store.kind})")
-
-
-@app.command()
 def schema() -> None:
     """Print the policy JSON Schema."""
     from ..policy import policy_schema
