@@ -1,9 +1,28 @@
 """`reconciler check`: one OK/FAIL line per step, per directory, then the store."""
 from __future__ import annotations
 
+import os
+
 import typer
 
 from ..policy.model import Policy
+
+
+def state_folder_problem(folder: str) -> str | None:
+    """Why the store's local state (SQLite file, SCIM side file) could not be kept in `folder`, or None.
+    The folder need not exist yet (the first apply makes it); its nearest existing parent must be writable."""
+    existing = folder
+    while not os.path.exists(existing):
+        parent = os.path.dirname(existing)
+        if parent == existing:
+            break
+        existing = parent
+    if not os.path.isdir(existing):
+        return f"{existing} is not a folder; store.state_dir (or store.path) must name a folder for the store's state"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return (f"{existing} is not writable by this user; the store's state (database, lock, history) must be kept "
+                "there: fix its permissions or point store.state_dir elsewhere")
+    return None
 
 
 def run_checks(policy: Policy) -> bool:
@@ -18,6 +37,12 @@ def run_checks(policy: Policy) -> bool:
         for step in check_directory(directory):
             ok &= step.ok
             typer.echo(f"{'OK  ' if step.ok else 'FAIL'} {directory.name}: {step.name}: {step.detail}")
+    where = policy.store.file()
+    if where is not None:
+        problem = state_folder_problem(os.path.dirname(where))
+        ok &= problem is None
+        typer.echo(f"FAIL store: {policy.store.kind}: {problem}" if problem else
+                   f"OK   store: {policy.store.kind}: {os.path.dirname(where)} is writable")
     try:
         store = open_store(policy.store)
         try:

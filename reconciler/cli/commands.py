@@ -35,22 +35,20 @@ def schema() -> None:
 @app.command()
 def plan(
     policy: Path = PolicyArg,
-    out: Optional[Path] = typer.Option(None, "--out", help="Save the plan as JSON for a later `apply --plan`."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Save the plan as JSON for a later `apply --plan` (signed when RECONCILER_PLAN_KEY is set)."),
     format: Format = typer.Option(Format.text, "--format", help="Output format."),
-    detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode", help="Exit 2 when there are changes, 0 when none."),
-    base_policy: Optional[Path] = typer.Option(None, "--base-policy", help="The policy as on the target branch: mark which changes this edit causes."),
+    detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode", help="Exit 2 when there are changes, 0 when none, 3 when apply would refuse the plan."),
+    base_policy: Optional[Path] = typer.Option(None, "--base-policy", help="The policy as on the target branch (an empty file: none yet): mark which changes this edit causes, and record what a reviewer approves."),
 ) -> None:
     """Compute and show the plan: who is created, updated, moved, deactivated, deleted, and why."""
-    from ..pipeline import plan_policy
+    from ..apply import plan_key
+    from ..pipeline import plan_policy, with_review
     from ..render import renderer
 
     loaded = load(policy)
-    planned = plan_policy(loaded)
-    result = planned.plan
+    result = plan_policy(loaded).plan
     if base_policy is not None:
-        from ..plan.attribution import attribute
-
-        result = attribute(result, plan_policy(load(base_policy)).plan)
+        result = with_review(result, str(base_policy))
     from ..timings import stage
 
     with stage("render"):
@@ -59,13 +57,15 @@ def plan(
             from ..plan.document import dumps
 
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(dumps(result), encoding="utf-8")
+            out.write_text(dumps(result, key=plan_key()), encoding="utf-8")
     if out is not None:
         typer.echo(f"Saved the plan to {out}; apply it with: reconciler apply --plan {out}", err=True)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:
             handle.write(renderer("markdown").render(result))
+    if detailed_exitcode and result.refused:
+        raise typer.Exit(ExitCode.REFUSED)
     if detailed_exitcode and not result.empty:
         raise typer.Exit(ExitCode.CHANGES_PENDING)
 
@@ -73,17 +73,17 @@ def plan(
 @app.command()
 def apply(
     policy: Optional[Path] = typer.Argument(None, help="The sync policy; plans afresh and applies.", show_default=False),
-    plan_file: Optional[Path] = typer.Option(None, "--plan", help="Apply exactly this saved plan (from `plan --out`)."),
+    plan_file: Optional[Path] = typer.Option(None, "--plan", help="Apply a saved plan (from `plan --out`), only if planning afresh gives exactly that plan."),
     auto_approve: bool = typer.Option(False, "--auto-approve", help="Do not ask for confirmation."),
     force: bool = typer.Option(False, "--force", help="Apply over a safety limit (needs --reason)."),
     reason: Optional[str] = typer.Option(None, "--reason", help="Why the safety limit is overridden; recorded in the history."),
-    expect_digest: Optional[str] = typer.Option(None, "--expect-digest", help="Refuse unless the fresh plan has this digest (the one reviewed in the pull request)."),
+    reviewed: Optional[Path] = typer.Option(None, "--reviewed", help="The review from the pull request's plan comment (the comment, or its reconciler-review line): apply only the reviewed policy and, within safety.review_margin, the reviewed effect. Needs --base-policy."),
+    base_policy: Optional[Path] = typer.Option(None, "--base-policy", help="With --reviewed: the policy before the merge (an empty file: none), to tell the edit's effect from drift."),
+    expect_digest: Optional[str] = typer.Option(None, "--expect-digest", help="Strict: refuse unless the fresh plan has exactly this digest (any drift since refuses)."),
 ) -> None:
     """Apply a fresh plan (asks on a terminal unless --auto-approve) or a saved one."""
-    from ..apply import apply_plan, check_saved_plan
+    from ..apply import apply_plan, confirm_or_refuse, held_to_review, plan_key, verified_saved_plan
     from ..pipeline import plan_policy
-    from ..errors import StalePlan
-    from ..plan.document import loads, plan_digest
     from ..render import renderer
     from ..store import open_store
 
@@ -93,29 +93,27 @@ def apply(
         raise typer.BadParameter("--reason only goes with --force", param_hint="--reason")
     if plan_file is None and policy is None:
         raise typer.BadParameter("give a POLICY to plan and apply, or --plan PLAN.json", param_hint="POLICY")
-    if plan_file is not None and expect_digest is not None:
-        raise typer.BadParameter("--expect-digest goes with POLICY; a saved plan carries its own digest", param_hint="--expect-digest")
+    if plan_file is not None and (expect_digest is not None or reviewed is not None):
+        raise typer.BadParameter("--expect-digest and --reviewed go with POLICY; a saved plan is checked against a fresh one",
+                                 param_hint="--plan")
+    if (reviewed is None) != (base_policy is None):
+        raise typer.BadParameter("--reviewed and --base-policy go together: the review is held against the edit's effect, "
+                                 "which needs the policy before the merge", param_hint="--reviewed")
     if plan_file is not None:
-        saved = loads(_read(plan_file), str(plan_file))
-        loaded = load(policy if policy is not None else Path(saved.policy_path))
-        check_saved_plan(saved, loaded)
-        the_plan = saved
+        loaded, the_plan = verified_saved_plan(plan_file, policy, load, key=plan_key())
+        typer.echo(renderer("text", color=_stdout_is_terminal()).render(the_plan), nl=False)
     else:
         loaded = load(policy)  # type: ignore[arg-type]
         the_plan = plan_policy(loaded).plan
+        if reviewed is not None:
+            from ..pipeline import with_review
+
+            the_plan = with_review(the_plan, str(base_policy))
         typer.echo(renderer("text", color=_stdout_is_terminal()).render(the_plan), nl=False)
-        if expect_digest is not None and plan_digest(the_plan) != expect_digest.strip():
-            raise StalePlan(f"refused, nothing changed: the plan now has digest {plan_digest(the_plan)}, not the reviewed "
-                            f"{expect_digest.strip()}; the directories or the store changed since the review: plan again and review")
-        if the_plan.empty:
-            pass
-        elif not auto_approve:
-            if not sys.stdin.isatty():
-                raise ReconcilerError("refusing to apply without confirmation: stdin is not a terminal; "
-                                      "review the plan and pass --auto-approve (or apply a saved plan with --plan)")
-            if not typer.confirm("Apply these changes?", default=False):
-                typer.echo("Nothing applied.")
-                raise typer.Exit(ExitCode.ERROR)
+        if reviewed is not None:
+            for line in held_to_review(the_plan, reviewed, loaded):
+                typer.echo(line)
+        confirm_or_refuse(the_plan, expect_digest=expect_digest, auto_approve=auto_approve)
     store = open_store(loaded.store)
     try:
         def said_lock(lock) -> None:
@@ -127,13 +125,6 @@ def apply(
         store.close()
     counts = ", ".join(f"{n} {k.replace('.', ' ')}" for k, n in record.counts.items()) or "no changes"
     typer.echo(f"Applied: {counts}.")
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ReconcilerError(f"{path}: cannot read the plan: {error.strerror}") from None
 
 
 @app.command()
