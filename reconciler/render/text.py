@@ -9,7 +9,7 @@ from rich.table import Table
 
 from ..model import Plan
 from ..plan.document import plan_digest
-from . import describe_fields
+from . import count_words, describe_fields, limit_reason, limit_rule
 
 SIGNS = {
     "create": ("+", "green"), "adopt": ("+", "green"), "reactivate": ("+", "green"), "add": ("+", "green"),
@@ -59,5 +59,17 @@ class TextRenderer:
         console.print()
         summary = ", ".join(f"{n} {name.replace('.', ' ')}" for name, n in plan.summary.items()) or "nothing to do"
         console.print(f"[bold]Summary:[/] {summary}.")
+        if plan.review is not None:
+            effect = ", ".join(f"{n} {k.replace('.', ' ')}" for k, n in plan.review.effect.items()) or "nothing"
+            pending = count_words([c for c in plan.changes if c.cause != "policy"]) or "nothing"
+            console.print(f"The edit causes: {effect}; pending regardless: {pending}.")
+        for check in plan.safety:
+            mark = "[green]✓[/]" if check.ok else "[red]✗[/]"
+            allowed = "no limit" if check.allowed is None else check.allowed
+            console.print(f"Safety: {check.noun} {check.planned} / allowed {allowed} {mark} ({escape(limit_rule(check))})")
+        if plan.refused:
+            over = "; ".join(limit_reason(c) for c in plan.safety if not c.ok)
+            console.print(f"[bold red]Apply will refuse this plan: {escape(over)}. "
+                          "It goes ahead only if forced: apply --force --reason \"...\".[/]")
         console.print(f"[dim]plan digest: {plan_digest(plan)}[/]")
         return buffer.getvalue()

@@ -9,7 +9,7 @@ import pytest
 from reconciler.errors import StalePlan
 from reconciler.model import Change, EntryVerdict, Plan
 from reconciler.plan.document import dumps, loads
-from reconciler.render.markdown import GITHUB_COMMENT_LIMIT, MarkdownRenderer, escape
+from reconciler.render.markdown import DEFAULT_LIMIT, GITHUB_COMMENT_LIMIT, PART_SEPARATOR, MarkdownRenderer, escape
 from reconciler.render.text import TextRenderer
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "plan.schema.json").read_text())
@@ -73,12 +73,16 @@ def test_escape_leaves_no_active_markdown(value):
     assert re.search(r"(?<!\\)[|`*_\[\]]", escaped) is None
 
 
-def test_a_20000_change_plan_is_cut_under_the_comment_limit_and_says_so():
+def test_a_20000_change_plan_is_shortened_under_the_comment_limit_and_says_how_much():
     many = [Change("create", "user", f"corp:{i:05}", "new in corp", None, {"email": f"user{i:05}@corp.example.com"},
                    subject=f"user{i:05}@corp.example.com") for i in range(20_000)]
     out = MarkdownRenderer().render(make_plan(many))
-    assert len(out) <= GITHUB_COMMENT_LIMIT
-    assert "Cut to fit a comment" in out and "20000 changes" in out
+    assert len(out) <= DEFAULT_LIMIT < GITHUB_COMMENT_LIMIT
+    assert PART_SEPARATOR not in out  # creates are low risk: shortened, never split
+    shown = len(re.findall(r"^\| user\d{5}@corp", out, re.MULTILINE))
+    assert 0 < shown < 20_000
+    assert (f"… {20_000 - shown} more of 20000 rows left out here; every change is in the JSON plan "
+            "(the plan artifact of this run)") in out
     assert out.count("<details>") == out.count("</details>")
     assert "user00000@corp" in out
 
