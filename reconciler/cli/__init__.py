@@ -3,10 +3,15 @@ them and turns errors into one line and the documented exit codes."""
 from __future__ import annotations
 
 import sys
+from importlib import metadata
 
 import typer
 
+from .. import __version__
 from ..errors import ExitCode, ReconcilerError
+
+# The distribution on PyPI: `reconciler` there is an unrelated project.
+DISTRIBUTION = "directory-reconciler"
 
 app = typer.Typer(
     name="reconciler",
@@ -15,7 +20,31 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,  # locals could hold a resolved secret
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},  # subcommands inherit it
 )
+
+
+def version() -> str:
+    """The installed distribution's version; the source tree's own only when it is not installed."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return __version__
+
+
+def _print_version(requested: bool) -> None:
+    if requested:
+        print(f"reconciler {version()} ({DISTRIBUTION})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                      help="Print the version and the distribution it came from, then exit."),
+) -> None:
+    pass
+
 
 from . import validate, commands, inspect  # noqa: E402,F401  (registers the commands)
 
