@@ -218,3 +218,44 @@ def test_checkout_cleans_the_workspace_but_the_store_survives_in_the_state_dir(s
     assert drift.ok and not stray.exists()
     assert repo.statuses()["samuel.osei@corp.example.com"] == "deactivated"
     assert [h["outcome"] for h in repo.history()] == ["applied", "applied"]
+
+
+def test_a_plan_too_long_for_one_comment_is_split_and_the_parts_follow_the_plan(repo):
+    """6,000 contractors leave at once: every deactivation stays in the comments (they are the
+    risk the reviewer approves), split across comments that each fit GitHub's limit; when the
+    plan shrinks again, the extra comments go."""
+    corp = repo.snapshot()
+    for n in range(6000):
+        corp.add(f"CN=Temp {n:04d},OU=Contractors,DC=corp,DC=example,DC=com", {
+            "objectClass": ["top", "person", "organizationalPerson", "user"], "cn": [f"Temp {n:04d}"],
+            "sAMAccountName": [f"temp{n:04d}"], "mail": [f"temp.worker.{n:04d}@corp.example.com"],
+            "displayName": [f"Temp {n:04d}"], "objectGUID": [f"{n:08d}-2222-4000-8000-000000000000"],
+            "userAccountControl": ["512"]})
+    corp.save()
+    policy = edit(repo, "  max_deactivations: 10%\n", "  max_deactivations: 100%\n", repo.policy_text)
+    first = repo.open_pull_request("Add the sync policy", {"policy.yaml": policy})
+    assert repo.run_plan(first).ok
+    [only] = repo.bot_comments(first)  # 6,288 creates are low risk: shortened, one comment
+    assert "more of 6288 rows left out here" in only or "more of 6289 rows left out here" in only
+    before, after = repo.merge(first)
+    assert repo.run_apply(before, after).ok
+
+    second = repo.open_pull_request("Contractors out", {"policy.yaml": edit(repo, CONTRACTORS_BASE, "")})
+    planned = repo.run_plan(second)
+    assert planned.ok, planned.log[-3000:]
+    parts = repo.bot_comments(second)
+    assert len(parts) >= 2
+    assert all(body.startswith(f"<!-- reconciler-plan {k}/{len(parts)} -->") for k, body in enumerate(parts, 1))
+    assert all(len(body) <= 65_536 for body in parts)
+    assert review_line(parts[0])["effect"]["user.deactivate"] == 6023
+    assert sum("reconciler-review" in body for body in parts) == 1
+    everything = "\n".join(parts)
+    assert all(f"temp\\.worker\\.{n:04d}@corp\\.example\\.com" in everything for n in range(6000))
+    first_ids = [c["id"] for c in repo.github.comments(second)]
+
+    repo.push_to_pull_request(second, {"policy.yaml": repo.policy()}, "Keep the contractors after all")
+    replanned = repo.run_plan(second)
+    assert replanned.ok
+    [one] = repo.bot_comments(second)
+    assert one.startswith("<!-- reconciler-plan 1/1 -->") and "No changes" in one
+    assert [c["id"] for c in repo.github.comments(second)] == first_ids[:1]  # updated in place, the rest deleted
