@@ -15,6 +15,8 @@ from tests.e2e.gitops_repo import PolicyRepo, review_line
 from tests.servers import require_binary
 from tests.wheelhouse import wheelhouse  # noqa: F401  (the session fixture)
 
+pytestmark = pytest.mark.slow  # installs this checkout's wheel through the kit's composite action
+
 CONTRACTORS_BASE = "        - OU=Contractors,DC=corp,DC=example,DC=com\n"
 
 
