@@ -52,7 +52,7 @@ def plan(
     from ..timings import stage
 
     with stage("render"):
-        typer.echo(renderer(format.value, color=_stdout_is_terminal()).render(result), nl=False)
+        typer.echo(renderer(format.value, color=_stdout_is_terminal(), artifact_hint=_artifact_hint()).render(result), nl=False)
         if out is not None:
             from ..plan.document import dumps
 
@@ -68,6 +68,15 @@ def plan(
         raise typer.Exit(ExitCode.REFUSED)
     if detailed_exitcode and not result.empty:
         raise typer.Exit(ExitCode.CHANGES_PENDING)
+
+
+def _artifact_hint() -> str | None:
+    """Where a shortened comment sends the reviewer for the full plan: the CI artifact named by
+    RECONCILER_PLAN_ARTIFACT (the kit sets it), in backticks; odd characters make it unnamed."""
+    import re
+
+    name = os.environ.get("RECONCILER_PLAN_ARTIFACT", "")
+    return f"the `{name}` artifact of this run" if re.fullmatch(r"[A-Za-z0-9._-]{1,100}", name) else None
 
 
 @app.command()
