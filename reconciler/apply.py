@@ -5,10 +5,11 @@ import getpass
 import os
 import socket
 import sys
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from .errors import ExitCode, ReconcilerError, StalePlan
 from .model import Plan
@@ -69,8 +70,27 @@ def verified_saved_plan(plan_file: Path, policy_path: Path | None, load: Callabl
     policy = load(policy_path if policy_path is not None else Path(saved.policy_path))
     check_saved_plan(saved, policy)
     fresh = plan_policy(policy).plan
-    verify_saved(saved, fresh, source)
+    with refusals_recorded(fresh, policy):  # a forged or outdated plan file is worth an audit line
+        verify_saved(saved, fresh, source)
     return policy, fresh
+
+
+@contextmanager
+def refusals_recorded(plan: Plan, policy: Policy) -> Iterator[None]:
+    """A refusal of `plan` before it reaches the apply (a forged saved plan, a merge that is not the
+    reviewed one) goes into the store's history like a refusal at a safety limit."""
+    from .store import open_store
+
+    try:
+        yield
+    except ReconcilerError:
+        store = open_store(policy.store)
+        try:
+            with failures_recorded(store.record, lambda outcome: replace(_record(plan, policy, None), finished_at=now(),
+                                                                          outcome=_short(outcome))):
+                raise
+        finally:
+            store.close()
 
 
 def held_to_review(plan: Plan, reviewed_file: Path, policy: Policy) -> list[str]:
@@ -80,7 +100,8 @@ def held_to_review(plan: Plan, reviewed_file: Path, policy: Policy) -> list[str]
 
     source = str(reviewed_file)
     review = parse(decode(read_file(reviewed_file, "review"), source), source)
-    held = hold(review, plan, policy.safety.review_margin)
+    with refusals_recorded(plan, policy):
+        held = hold(review, plan, policy.safety.review_margin)
     drift = [c for c in plan.changes if c.cause == "pending"]
     lines = [f"Reviewed in the pull request: policy {review.policy_digest[:19]}…, the merged policy is the same.",
              "The edit's effect, reviewed and now (per kind of change):", *held.lines]
@@ -113,20 +134,23 @@ def apply_plan(plan: Plan, policy: Policy, store: Store, *, force_reason: str | 
     The store re-checks its fingerprint inside its transaction, so a plan is never
     applied to a store that changed after the plan was made.
     """
+    record = _record(plan, policy, force_reason)
+    # a refusal is history too: a scheduled job stuck on a limit shows in `reconciler history`
+    with failures_recorded(store.record, lambda outcome: replace(record, finished_at=now(), outcome=_short(outcome))):
+        enforce(plan, policy.safety, force_reason=force_reason)
+    with store.lock(record.actor) as lock:
+        if on_lock is not None:
+            on_lock(lock)
+        return store.apply(plan.changes, plan.store_fingerprint, record)
+
+
+def _record(plan: Plan, policy: Policy, force_reason: str | None) -> ApplyRecord:
     who, commit, run_id = actor()
-    record = ApplyRecord(
+    return ApplyRecord(
         started_at=now(), finished_at="", actor=who, commit=commit, run_id=run_id,
         policy_digest=policy.digest, plan_digest=plan_digest(plan), counts=plan.summary,
         outcome="applied", force_reason=force_reason,
     )
-    # a refusal is history too: a scheduled job stuck on a limit shows in `reconciler history`
-    write = getattr(store, "record", None) or (lambda _record: None)  # stores that keep no refusals skip it
-    with failures_recorded(write, lambda outcome: replace(record, finished_at=now(), outcome=_short(outcome))):
-        enforce(plan, policy.safety, force_reason=force_reason)
-    with store.lock(who) as lock:
-        if on_lock is not None:
-            on_lock(lock)
-        return store.apply(plan.changes, plan.store_fingerprint, record)
 
 
 def _short(outcome: str) -> str:

@@ -91,6 +91,8 @@ class Store(Protocol):
 
     def history(self) -> list[ApplyRecord]: ...
 
+    def record(self, record: ApplyRecord) -> ApplyRecord: ...  # one history line on its own (a refusal)
+
     def close(self) -> None: ...
 
 

@@ -72,6 +72,8 @@ def test_a_merged_policy_that_is_not_the_reviewed_one_is_refused(pull_request):
     result = apply_reviewed(company)
     assert result.code == 3 and "is not the one reviewed in the pull request" in result.err
     assert statuses(company) == before
+    [refusal, _first] = json.loads(company.run("history", "policy.yaml", "--format", "json").out)
+    assert refusal["outcome"].startswith("refused: the merged policy") and refusal["counts"]["user.deactivate"] == 23
 
 
 def test_an_edit_that_now_causes_materially_more_is_refused(pull_request):
