@@ -96,3 +96,11 @@ def synced(company) -> Company:
 
 def changes(plan: dict, action: str | None = None, kind: str = "user") -> list[dict]:
     return [c for c in plan["changes"] if c["kind"] == kind and (action is None or c["action"] == action)]
+
+
+def remove_people(company: Company, accounts) -> None:
+    """Leavers: their entries gone from the corp snapshot (and from the groups that listed them)."""
+    corp = company.snapshot()
+    for account in accounts:
+        corp.remove(corp.find(sAMAccountName=account))
+    corp.save()

@@ -10,16 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ROOT, changes
+from tests.e2e.conftest import ROOT, changes, remove_people
 
 BAD_POLICIES = sorted((ROOT / "tests/unit/policies/bad").glob("*.yaml"))
-
-
-def remove_people(company, accounts):
-    corp = company.snapshot()
-    for account in accounts:
-        corp.remove(corp.find(sAMAccountName=account))
-    corp.save()
 
 
 def contractors(company) -> list[str]:

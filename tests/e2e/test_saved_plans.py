@@ -14,16 +14,9 @@ from pathlib import Path
 import pytest
 
 from reconciler.plan.document import content_digest
-from tests.e2e.conftest import changes
+from tests.e2e.conftest import changes, remove_people
 
 SOSEI = "samuel.osei@corp.example.com"
-
-
-def remove_people(company, accounts):
-    corp = company.snapshot()
-    for account in accounts:
-        corp.remove(corp.find(sAMAccountName=account))
-    corp.save()
 
 
 def store_rows(company) -> list[tuple]:
