@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .changes import CHANGE_KINDS
+
 # ───────────────────────────── directory read ─────────────────────────────
 
 
@@ -260,21 +262,8 @@ class Change:
         return data
 
 
-# Changes apply in this order so parents exist before children and removals come last.
-ACTION_ORDER: dict[tuple[str, str], int] = {
-    ("team", "create"): 0,
-    ("team", "update"): 1,
-    ("user", "create"): 2,
-    ("user", "adopt"): 3,
-    ("user", "reactivate"): 4,
-    ("user", "update"): 5,
-    ("user", "move"): 6,
-    ("membership", "add"): 7,
-    ("membership", "remove"): 8,
-    ("user", "deactivate"): 9,
-    ("user", "delete"): 10,
-    ("team", "delete"): 11,
-}
+# Changes apply in this order so parents exist before children and removals come last (reconciler/changes.py).
+ACTION_ORDER: dict[tuple[str, str], int] = {(c.kind, c.action): c.order for c in CHANGE_KINDS}
 
 
 def sort_changes(changes: list[Change]) -> list[Change]:

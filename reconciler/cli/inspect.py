@@ -7,6 +7,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from ..changes import membership_parts
 from ..errors import ReconcilerError
 from ..model import normalise_dn
 from . import app
@@ -85,7 +86,8 @@ def explain(
         console.print(f"[bold]store[/] {escape(u.key)} ({'managed' if u.managed else 'unmanaged'}, {u.status})")
         console.print(f"  email: {escape(u.email)}   name: {escape(u.display_name)}   team: {escape(u.team or '—')}")
     keys = {v.user_key for v in verdicts} | {u.key for u in store_users}
-    pending = [c for c in planned.plan.changes if c.key in keys or c.key.split("|", 1)[0] in keys]
+    pending = [c for c in planned.plan.changes
+               if c.key in keys or (c.kind == "membership" and membership_parts(c.key)[0] in keys)]
     console.print("[bold]plan[/]: " + ("no change for them" if not pending else ""))
     for c in pending:
         console.print(f"  {c.action} {c.kind}: {escape(c.reason)}")

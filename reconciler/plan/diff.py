@@ -10,10 +10,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..changes import USER_FIELDS as ALL_USER_FIELDS, change_kind, membership_key, membership_parts
 from ..model import Change, DesiredState, DesiredUser, EntryVerdict, StoreState, StoreUser, sort_changes
 from ..policy.model import Policy
 
-USER_FIELDS = ("email", "display_name", "attributes", "links")
+# the fields an update compares, in the order a plan names them
+USER_FIELDS = tuple(f for f in ALL_USER_FIELDS if f in change_kind("user", "update").fields)
 
 
 def record(user: DesiredUser | StoreUser) -> dict[str, Any]:
@@ -153,11 +155,11 @@ class _Differ:
 
     def membership_changes(self, user_key: str, want: frozenset[str], have: frozenset[str]) -> None:
         for team in sorted(want - have):
-            self.changes.append(Change("add", "membership", f"{user_key}|{team}",
+            self.changes.append(Change("add", "membership", membership_key(user_key, team),
                                        f"member of {self.team_name(team)} in the directory",
                                        None, {"user": user_key, "team": team}))
         for team in sorted(have - want):
-            self.changes.append(Change("remove", "membership", f"{user_key}|{team}",
+            self.changes.append(Change("remove", "membership", membership_key(user_key, team),
                                        f"no longer a member of {self.team_name(team)} in the directory",
                                        {"user": user_key, "team": team}, None))
 
@@ -270,7 +272,7 @@ class _Differ:
         if change.kind == "team":
             return self.team_path(change.key)
         if change.kind == "membership":
-            user_key, team = change.key.split("|", 1)
+            user_key, team = membership_parts(change.key)
             return f"{emails.get(user_key, user_key)} in {self.team_name(team)}"
         return emails.get(change.key, change.key)
 

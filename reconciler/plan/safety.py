@@ -4,17 +4,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..changes import CHANGE_KINDS, LIMIT_NOUNS
 from ..errors import TooMuchChange
 from ..model import LimitCheck, Plan
 from ..policy.model import Limit, Safety
 
-# which plan actions each limit counts
-LIMITED = {
-    "max_creates": ("creates", {("user", "create"), ("user", "adopt")}),
-    "max_updates": ("updates", {("user", "update"), ("user", "move")}),
-    "max_deactivations": ("deactivations", {("user", "deactivate")}),
-    "max_deletions": ("deletions", {("user", "delete")}),
-}
+# which plan actions each limit counts (reconciler/changes.py)
+LIMITED = {limit: (noun, {(c.kind, c.action) for c in CHANGE_KINDS if c.limit == limit})
+           for limit, noun in LIMIT_NOUNS.items()}
 
 
 @dataclass(frozen=True)

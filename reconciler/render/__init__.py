@@ -25,10 +25,6 @@ def renderer(name: str, *, color: bool = False, artifact_hint: str | None = None
     return TextRenderer(color=color)
 
 
-ACTION_WORDS = {
-    "create": "create", "adopt": "adopt", "update": "update", "move": "move", "reactivate": "reactivate",
-    "deactivate": "deactivate", "delete": "delete", "add": "add", "remove": "remove",
-}
 
 
 def describe_fields(before: dict | None, after: dict | None) -> str:

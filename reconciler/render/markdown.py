@@ -13,6 +13,7 @@ import html
 import re
 from collections import defaultdict
 
+from ..changes import CHANGE_KINDS
 from ..model import Change, Plan
 from ..plan.document import plan_digest
 from ..plan.review import marker
@@ -27,18 +28,11 @@ CELL_CHARS = 1_000  # a longer directory value is cut in the comment (never in t
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
 _SPLIT = re.compile("^" + re.escape(PART_SEPARATOR) + "\n", re.MULTILINE)
 
-ACTION_TITLES = {
-    ("team", "create"): "Teams to create", ("team", "update"): "Teams to update",
-    ("user", "create"): "Users to create", ("user", "adopt"): "Users to adopt",
-    ("user", "reactivate"): "Users to reactivate", ("user", "update"): "Users to update",
-    ("user", "move"): "Users to move", ("membership", "add"): "Memberships to add",
-    ("membership", "remove"): "Memberships to remove", ("user", "deactivate"): "Users to deactivate",
-    ("user", "delete"): "Users to delete", ("team", "delete"): "Teams to delete",
-}
-# Shortened first to last when the comment is too long. Not here, never shortened: adoptions,
-# reactivations, deactivations, user and team deletions (they change who has access).
-SHORTEN_ORDER = ["ignored", ("membership", "add"), ("membership", "remove"), ("user", "move"),
-                 ("team", "update"), ("user", "update"), ("team", "create"), ("user", "create")]
+ACTION_TITLES = {(c.kind, c.action): c.title for c in CHANGE_KINDS}
+# Shortened first to last when the comment is too long: the ignored entries, then the changes by their
+# `shorten` rank. Never shortened: the kinds without one (they change who has access).
+SHORTEN_ORDER = ["ignored", *((c.kind, c.action) for c in sorted(CHANGE_KINDS, key=lambda c: c.shorten or 0)
+                              if c.shorten is not None)]
 TABLE_HEAD = "| who | detail | why |\n|---|---|---|\n"
 IGNORED_HEAD = "| directory | who | reason |\n|---|---|---|\n"
 

@@ -7,15 +7,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ..changes import CHANGE_KINDS
 from ..model import Plan
 from ..plan.document import plan_digest
 from . import count_words, describe_fields, limit_reason, limit_rule
 
-SIGNS = {
-    "create": ("+", "green"), "adopt": ("+", "green"), "reactivate": ("+", "green"), "add": ("+", "green"),
-    "update": ("~", "yellow"), "move": ("~", "yellow"),
-    "deactivate": ("-", "red"), "delete": ("-", "red"), "remove": ("-", "red"),
-}
+COLOURS = {"+": "green", "~": "yellow", "-": "red"}
+SIGNS = {(c.kind, c.action): (c.sign, COLOURS[c.sign]) for c in CHANGE_KINDS}
 IGNORED_SHOWN = 50
 
 
@@ -40,7 +38,7 @@ class TextRenderer:
         if plan.empty:
             console.print("[green]No changes.[/] The store matches the directories.")
         for change in plan.changes:
-            sign, colour = SIGNS[change.action]
+            sign, colour = SIGNS[(change.kind, change.action)]
             detail = ""
             if change.action in ("update", "move"):
                 detail = " (" + describe_fields(change.before, change.after) + ")"

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from ..changes import CHANGE_KINDS, TEAM_FIELDS, USER_FIELDS  # noqa: F401  (re-exported)
 from ..model import ACTION_ORDER, Change, Link, StoreTeam, StoreUser
 from . import ApplyRecord
 
@@ -20,16 +21,7 @@ STATUSES = ("active", "deactivated")
 
 # The fields each user change may carry in `after`, by action. Anything else is a
 # plan this store does not understand, and applying half of it would be worse.
-USER_FIELDS = ("email", "display_name", "attributes", "team", "links", "status")
-FIELDS_BY_ACTION: dict[str, frozenset[str]] = {
-    "create": frozenset(USER_FIELDS),
-    "adopt": frozenset(USER_FIELDS),
-    "update": frozenset({"email", "display_name", "attributes", "links"}),
-    "move": frozenset({"team"}),
-    "reactivate": frozenset({"status"}),
-    "deactivate": frozenset({"status"}),
-}
-TEAM_FIELDS = ("name", "parent")
+FIELDS_BY_ACTION: dict[str, frozenset[str]] = {c.action: c.fields for c in CHANGE_KINDS if c.kind == "user" and c.fields}
 
 
 class ChangeRejected(Exception):

@@ -1,0 +1,38 @@
+"""The change vocabulary is one table, and every place that treats changes by kind agrees with it."""
+from reconciler.changes import BY_KIND_ACTION, CHANGE_KINDS, membership_key, membership_parts
+from reconciler.model import ACTION_ORDER
+from reconciler.plan.safety import LIMITED
+from reconciler.render.markdown import ACTION_TITLES, SHORTEN_ORDER
+from reconciler.render.text import SIGNS
+
+
+def test_every_kind_is_in_every_derived_list():
+    keys = set(BY_KIND_ACTION)
+    assert len(keys) == len(CHANGE_KINDS) == 12
+    assert set(ACTION_ORDER) == set(ACTION_TITLES) == set(SIGNS) == keys
+    assert sorted(ACTION_ORDER.values()) == list(range(12))
+
+
+def test_what_is_never_shortened_is_what_changes_access():
+    never = keys_without_rank = {k for k in BY_KIND_ACTION if k not in SHORTEN_ORDER}
+    assert never == keys_without_rank == {("user", "adopt"), ("user", "reactivate"), ("user", "deactivate"),
+                                          ("user", "delete"), ("team", "delete")}
+    assert SHORTEN_ORDER[0] == "ignored"
+
+
+def test_the_safety_limits_count_what_they_say():
+    assert LIMITED["max_creates"] == ("creates", {("user", "create"), ("user", "adopt")})
+    assert LIMITED["max_updates"] == ("updates", {("user", "update"), ("user", "move")})
+    assert LIMITED["max_deactivations"] == ("deactivations", {("user", "deactivate")})
+    assert LIMITED["max_deletions"] == ("deletions", {("user", "delete")})
+
+
+def test_every_store_handles_every_kind():
+    from reconciler.store.scim_apply import HANDLERS as SCIM
+    from reconciler.store.sqlite import _ChangeWriter
+
+    assert set(_ChangeWriter.HANDLERS) == set(BY_KIND_ACTION) == set(SCIM)
+
+
+def test_membership_keys_round_trip():
+    assert membership_parts(membership_key("corp:1-2", "Example Corp/Sales|x")) == ("corp:1-2", "Example Corp/Sales|x")
