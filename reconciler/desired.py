@@ -25,7 +25,7 @@ from .model import (
     normalise_dn,
 )
 from .directory.membership import reachable
-from .policy.model import Directory, Mapping, Policy, Template
+from .policy.model import AttributeMapping, Directory, Policy, Template
 
 
 @cache
@@ -48,7 +48,7 @@ def render_template(template: Template, entry: DirectoryEntry) -> str | None:
     return text.strip() or None
 
 
-def email_of(mapping: Mapping, entry: DirectoryEntry) -> tuple[str | None, str | None]:
+def email_of(mapping: AttributeMapping, entry: DirectoryEntry) -> tuple[str | None, str | None]:
     """(email, template text that produced it): the first candidate that yields a value."""
     for template in mapping.email:
         value = render_template(template, entry)

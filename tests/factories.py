@@ -7,7 +7,7 @@ from reconciler.model import (
     DirectoryEntry, DirectoryGroup, DirectoryRead, Link, StoreState, StoreTeam, StoreUser, normalise_dn,
 )
 from reconciler.policy.model import (
-    FLAVOUR_SCHEMAS, Directory, GroupScope, Identity, Lifecycle, Mapping, Placement, Policy, Safety, Store,
+    FLAVOUR_SCHEMAS, Directory, GroupScope, Identity, Lifecycle, AttributeMapping, Placement, Policy, Safety, StoreConfig,
     Template, UserScope,
 )
 
@@ -18,7 +18,7 @@ def directory(name: str = "corp", **overrides) -> Directory:
     values = dict(
         name=name, kind="ldif", flavour="active-directory", schema=FLAVOUR_SCHEMAS["active-directory"],
         users=UserScope(search_bases=(BASE,)), groups=GroupScope(search_bases=("OU=Groups,DC=corp,DC=example,DC=com",)),
-        mapping=Mapping(email=(Template("{mail}"), Template("{sAMAccountName}@corp.example.com")),
+        mapping=AttributeMapping(email=(Template("{mail}"), Template("{sAMAccountName}@corp.example.com")),
                         display_name=Template("{displayName}"),
                         attributes=(("department", Template("{department}")),)),
         path="/dev/null",
@@ -31,7 +31,7 @@ def policy(*directories: Directory, **overrides) -> Policy:
     values = dict(
         path="policy.yaml", digest="sha256:" + "0" * 64, directories=directories or (directory(),),
         placement=Placement(mode="root"), identity=Identity(), lifecycle=Lifecycle(), safety=Safety(),
-        store=Store(kind="sqlite", path="/tmp/none.db"),
+        store=StoreConfig(kind="sqlite", path="/tmp/none.db"),
     )
     values.update(overrides)
     return Policy(**values)

@@ -15,7 +15,7 @@ from typing import Iterable, Mapping, Sequence
 
 from ..errors import DirectoryError
 from ..model import DirectoryEntry, DirectoryGroup
-from ..policy.model import Directory, DisabledRule, Mapping as PolicyMapping
+from ..policy.model import AttributeMapping as PolicyMapping, Directory, DisabledRule
 
 Value = str | bytes
 RawAttributes = Mapping[str, Sequence[Value]]

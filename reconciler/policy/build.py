@@ -21,14 +21,14 @@ from .model import (
     Identity,
     Lifecycle,
     Limit,
-    Mapping,
+    AttributeMapping,
     Placement,
     Policy,
     ReviewMargin,
     Safety,
     Schema,
     SecretRef,
-    Store,
+    StoreConfig,
     Template,
     Tls,
     UserScope,
@@ -153,13 +153,13 @@ class Builder:
         return replace(defaults, **changes)
 
     @staticmethod
-    def mapping(top: dict, override: dict) -> Mapping:
+    def mapping(top: dict, override: dict) -> AttributeMapping:
         """The top-level mapping with a directory's overrides: email and
         display_name replace, attributes merge key by key."""
         email = override.get("email", top.get("email", DEFAULT_EMAIL))
         display_name = override.get("display_name", top.get("display_name", DEFAULT_DISPLAY_NAME))
         attributes = {**top.get("attributes", {}), **override.get("attributes", {})}
-        return Mapping(
+        return AttributeMapping(
             email=tuple(Template(text) for text in email),
             display_name=Template(display_name),
             attributes=tuple((name, Template(attributes[name])) for name in sorted(attributes)),
@@ -206,7 +206,7 @@ class Builder:
         # sqlite: the database; scim: lock, history and the relations SCIM cannot hold, in a side file
         name = {"sqlite": DEFAULT_STORE_FILE, "scim": DEFAULT_SCIM_STATE_FILE}.get(kind)
         if kind == "sqlite" and "path" in store:
-            return Store(kind="sqlite", path=self.absolute(store["path"]))
+            return StoreConfig(kind="sqlite", path=self.absolute(store["path"]))
         if name is not None and SECRET_REFERENCE.match(state_dir):
             extra = dict(path=name, state_dir=self.secret(state_dir, ("store", "state_dir")), folder=self.folder)
         elif name is not None:
@@ -214,9 +214,9 @@ class Builder:
         else:
             extra = {}
         if kind == "sqlite":
-            return Store(kind="sqlite", **extra)
+            return StoreConfig(kind="sqlite", **extra)
         url = store["url"]
-        return Store(
+        return StoreConfig(
             kind=kind,
             url=self.secret(url, ("store", "url")) if SECRET_REFERENCE.match(url) else url,
             token=self.secret(store["token"], ("store", "token")) if "token" in store else None,

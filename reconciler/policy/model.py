@@ -135,7 +135,7 @@ class GroupScope:
 
 
 @dataclass(frozen=True)
-class Mapping:
+class AttributeMapping:
     email: tuple[Template, ...]
     display_name: Template = Template("{displayName}")
     attributes: tuple[tuple[str, Template], ...] = ()  # sorted by name
@@ -149,7 +149,7 @@ class Directory:
     schema: Schema
     users: UserScope
     groups: GroupScope
-    mapping: Mapping  # the policy's mapping with this directory's overrides applied
+    mapping: AttributeMapping  # the policy's mapping with this directory's overrides applied
     path: str | None = None  # kind ldif: absolute path of the snapshot
     urls: tuple[str, ...] = ()
     bind: Bind | None = None
@@ -215,7 +215,7 @@ class Safety:
 
 
 @dataclass(frozen=True)
-class Store:
+class StoreConfig:
     kind: Literal["sqlite", "sql", "scim"] = "sqlite"
     path: str | None = None  # sqlite: absolute, resolved against the policy file's folder; scim: its side file
     url: str | SecretRef | None = None
@@ -241,7 +241,7 @@ class Policy:
     identity: Identity
     lifecycle: Lifecycle
     safety: Safety
-    store: Store
+    store: StoreConfig
     manual: tuple[str, ...] = ()  # mode manual: emails, account names or DNs
 
     def directory(self, name: str) -> Directory:

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from ..errors import ReconcilerError, Refused
 from ..model import Change, StoreState
-from ..policy.model import Store as StoreConfig
+from ..policy.model import StoreConfig
 
 
 @dataclass(frozen=True)

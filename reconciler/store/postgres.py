@@ -36,7 +36,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from ..errors import Location, LockHeld, StoreError
 from ..policy.model import SecretRef
-from ..policy.model import Store as StoreConfig
+from ..policy.model import StoreConfig
 from . import LockInfo
 from .sql_schema import POSTGRESQL
 from .sqlite import DEFAULT_LOCK_TTL, Clock, SqlStore, Tx, iso, utc_now

@@ -18,7 +18,7 @@ from dataclasses import replace
 from ..errors import Location, StalePlan, StoreError
 from ..model import Change, StoreState
 from ..policy.model import SecretRef
-from ..policy.model import Store as StoreConfig
+from ..policy.model import StoreConfig
 from . import ApplyRecord, LockInfo, failures_recorded
 from .records import summarise
 from .scim_apply import ChangeRefused, plan_operations

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..errors import Location, StoreError
-from ..policy.model import Store as StoreConfig
+from ..policy.model import StoreConfig
 from . import ApplyRecord, LockInfo
 from .sqlite import DEFAULT_LOCK_TTL, SqliteStore, utc_now
 

@@ -22,7 +22,7 @@ from typing import Any
 from .. import __version__
 from ..errors import Location, LockHeld, ReconcilerError, StalePlan, StoreError
 from ..model import Change, Link, StoreState, StoreUser
-from ..policy.model import Store as StoreConfig
+from ..policy.model import StoreConfig
 from . import ApplyRecord, LockInfo, failures_recorded
 from .records import fingerprint as content_fingerprint
 from .records import (

@@ -27,7 +27,7 @@ import pytest
 from reconciler.errors import LockHeld, StoreError
 from reconciler.model import Change
 from reconciler.policy.model import SecretRef
-from reconciler.policy.model import Store as StoreConfig
+from reconciler.policy.model import StoreConfig
 from reconciler.store import open_store
 from reconciler.store.postgres import APPLY_LOCK_CLASS, PostgresStore, to_pyformat
 from reconciler.store.sqlite import SqliteStore
@@ -319,9 +319,9 @@ def test_stores_in_two_schemas_of_one_database_do_not_share_the_lock(engine: Pos
 
 CRASHING_RUN = textwrap.dedent("""
     import sys, time
-    from reconciler.policy.model import SecretRef, Store
+    from reconciler.policy.model import SecretRef, StoreConfig
     from reconciler.store.postgres import PostgresStore
-    store = PostgresStore(Store(kind="sql", url=SecretRef("TEST_DATABASE_URL_MAIN", "store.url")))
+    store = PostgresStore(StoreConfig(kind="sql", url=SecretRef("TEST_DATABASE_URL_MAIN", "store.url")))
     held = store.lock("ci@crashed")  # kept: a collected generator would release the lock
     held.__enter__()
     print("locked", flush=True)

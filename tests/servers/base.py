@@ -168,7 +168,7 @@ class DirectoryServer:
                   mapping: dict | None = None, **overrides):
         """A `policy.model.Directory` reading this server (LDAPS, test CA, service account, page size 7)."""
         from reconciler.policy.model import (
-            FLAVOUR_SCHEMAS, Bind, Directory, GroupScope, Mapping, SecretRef, Template, Tls, UserScope,
+            FLAVOUR_SCHEMAS, Bind, Directory, GroupScope, AttributeMapping, SecretRef, Template, Tls, UserScope,
         )
 
         c = self.connection
@@ -185,7 +185,7 @@ class DirectoryServer:
         values = dict(
             name=name, kind=flavour, flavour=flavour, schema=FLAVOUR_SCHEMAS[flavour],
             users=UserScope(**user_scope), groups=GroupScope(**group_scope),
-            mapping=Mapping(email=tuple(Template(t) for t in templates["email"]),
+            mapping=AttributeMapping(email=tuple(Template(t) for t in templates["email"]),
                             display_name=Template(templates.get("display_name", "{displayName}")),
                             attributes=tuple(sorted((k, Template(v)) for k, v in templates.get("attributes", {}).items()))),
             urls=(c.ldaps_url,),

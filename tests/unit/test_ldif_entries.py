@@ -8,7 +8,7 @@ from ldap3.protocol.formatters.formatters import format_uuid_le
 
 from reconciler.directory.entries import anchor_text, is_disabled, make_entry, make_group, template_attributes
 from reconciler.errors import DirectoryError
-from reconciler.policy.model import FLAVOUR_SCHEMAS, Directory, DisabledRule, GroupScope, Mapping, Template, UserScope
+from reconciler.policy.model import FLAVOUR_SCHEMAS, Directory, DisabledRule, GroupScope, AttributeMapping, Template, UserScope
 
 GUID = uuid.UUID("0b5c9c2e-7f4d-4e8a-9a3b-1c2d3e4f5a6b")
 
@@ -21,7 +21,7 @@ def directory(flavour="active-directory", **mapping) -> Directory:
         schema=FLAVOUR_SCHEMAS[flavour],
         users=UserScope(search_bases=("OU=People,DC=x",)),
         groups=GroupScope(),
-        mapping=Mapping(
+        mapping=AttributeMapping(
             email=(Template("{mail}"), Template("{sAMAccountName}@corp.example.com")),
             display_name=Template("{displayName}"),
             attributes=(("department", Template("{Department}")),),

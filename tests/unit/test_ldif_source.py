@@ -14,7 +14,7 @@ from reconciler.directory.ldif import read_ldif
 from reconciler.directory.ldif_source import LdifSource
 from reconciler.errors import DirectoryError
 from reconciler.model import normalise_dn
-from reconciler.policy.model import FLAVOUR_SCHEMAS, Directory, DisabledRule, GroupScope, Mapping, Schema, Template, UserScope
+from reconciler.policy.model import FLAVOUR_SCHEMAS, Directory, DisabledRule, GroupScope, AttributeMapping, Schema, Template, UserScope
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart"
 CORP = "DC=corp,DC=example,DC=com"
@@ -24,7 +24,7 @@ GROUPS = f"OU=Groups,{CORP}"
 KEY_OWNERS = f"CN=Security Key Owners,{GROUPS}"
 AD_USERS = "(&(objectClass=user)(!(objectClass=computer)))"
 NO_SERVICE_ACCOUNTS = "(&(objectClass=user)(!(objectClass=computer))(!(sAMAccountName=svc-*)))"
-MAPPING = Mapping(
+MAPPING = AttributeMapping(
     email=(Template("{mail}"), Template("{userPrincipalName}")),
     display_name=Template("{displayName}"),
     attributes=(("department", Template("{Department}")),),
@@ -300,7 +300,7 @@ member: uid=bob,ou=people,dc=example,dc=org
                         member_of=("cn=keys,dc=example,dc=org",)),
         groups=GroupScope(search_bases=("dc=example,dc=org",),
                           filter="(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))"),
-        mapping=Mapping(email=(Template("{mail}"),), display_name=Template("{cn}")), path=str(path),
+        mapping=AttributeMapping(email=(Template("{mail}"),), display_name=Template("{cn}")), path=str(path),
     )
     result = LdifSource(directory).read()
     assert [(e.account_name, e.anchor, e.disabled) for e in result.users] == [

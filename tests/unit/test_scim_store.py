@@ -10,7 +10,7 @@ import pytest
 from reconciler.errors import LockHeld, SecretError, StalePlan, StoreError
 from reconciler.model import Change
 from reconciler.policy.model import SecretRef
-from reconciler.policy.model import Store as StoreConfig
+from reconciler.policy.model import StoreConfig
 from reconciler.store import ApplyRecord, open_store
 from reconciler.store.scim import ScimStore
 from reconciler.store.scim_client import ScimClient

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import StoreError
-from reconciler.policy.model import Store as StoreConfig
+from reconciler.policy.model import StoreConfig
 from reconciler.store import open_store
 from reconciler.store.sqlite import SqliteStore
 from tests.store_contract import *  # noqa: F401,F403  the contract's tests run here against SQLite
