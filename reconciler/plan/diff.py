@@ -54,8 +54,6 @@ class _Differ:
         self.ignored: list[EntryVerdict] = []
         self.claimed: dict[str, str] = {}  # store key -> desired key
         self._managed_teams: frozenset[str] | None = None
-        self._team_sets: dict[str | None, frozenset[str]] = {}
-        self.final_teams: dict[str, set[str]] = {}  # store/desired user key -> team keys it references after the plan
         # why an entry is not imported, by "directory:anchor": the reason a leaver's change gives
         self.verdict_by_link = {f"{v.directory}:{v.anchor}": v for v in desired.verdicts}
 
@@ -98,24 +96,17 @@ class _Differ:
         return matched
 
     def user_changes(self, d: DesiredUser, s: StoreUser | None) -> None:
-        if s is not None and self.unchanged(d, s):
-            if d.memberships or s.memberships:
-                self.final_teams[s.key] = {d.team, *d.memberships, *(s.memberships - self.managed_teams())} - {None}  # type: ignore[arg-type]
-            else:  # one team, shared by everyone in it: 100,000 users, a dozen sets
-                self.final_teams[s.key] = self._only_team(d.team)
-            return
+        """What to plan for one person the directories hold (`s`: the store's record of them, if any)."""
         want = record(d)
         if s is None:
             self.changes.append(Change("create", "user", d.key, f"new in {d.source}", None, want))
             self.membership_changes(d.key, d.memberships, frozenset())
-            self.final_teams[d.key] = {d.team, *d.memberships} - {None}  # type: ignore[arg-type]
             return
         have = record(s)
         if not s.managed:
             reason = f"adopted: an unmanaged user with email {d.email} exists; {d.source}'s data wins"
             self.changes.append(Change("adopt", "user", d.key, reason, {"key": s.key, **have}, want))
             self.membership_changes(d.key, d.memberships, s.memberships & self.managed_teams())
-            self.final_teams[d.key] = {d.team, *d.memberships, *s.memberships} - {None}  # type: ignore[arg-type]
             return
         key = s.key
         if s.status != "active":
@@ -131,21 +122,14 @@ class _Differ:
             self.changes.append(Change("move", "user", key, f"placed by {d.placed_by}",
                                        {"team": have["team"]}, {"team": want["team"]}))
         self.membership_changes(key, d.memberships, s.memberships & self.managed_teams())
-        self.final_teams[key] = {d.team, *d.memberships, *(s.memberships - self.managed_teams())} - {None}  # type: ignore[arg-type]
 
     def unchanged(self, d: DesiredUser, s: StoreUser) -> bool:
         """Nothing to plan for this user: decided on the values as they are, without building the two
         records (99% of users in an hourly plan). Equal tuples make equal records; anything that is not
-        plainly equal takes the full comparison below."""
+        plainly equal takes the full comparison in user_changes."""
         return (s.managed and s.status == "active" and d.email == s.email and d.display_name == s.display_name
                 and d.team == s.team and d.attributes == s.attributes and d.links == s.links
                 and (d.memberships == (s.memberships & self.managed_teams()) if s.memberships else not d.memberships))
-
-    def _only_team(self, team: str | None) -> frozenset[str]:
-        found = self._team_sets.get(team)
-        if found is None:
-            found = self._team_sets[team] = frozenset({team} - {None})
-        return found
 
     def managed_teams(self) -> frozenset[str]:
         """Teams whose memberships the plan may change (computed once: it is asked per user)."""
@@ -197,10 +181,8 @@ class _Differ:
             action, reason = self.policy.lifecycle.when_out_of_scope, f"left scope: directory {names} is no longer in the policy"
         else:
             action, reason = self.policy.lifecycle.when_out_of_scope, self.not_found_reason(s)
-        self.final_teams[s.key] = {s.team, *s.memberships} - {None}  # type: ignore[arg-type]
         if action == "delete":
             self.changes.append(Change("delete", "user", s.key, reason, record(s), None))
-            del self.final_teams[s.key]
         elif action == "deactivate" and s.status == "active":
             self.changes.append(Change("deactivate", "user", s.key, reason, {"status": "active"}, {"status": "deactivated"}))
 
@@ -217,11 +199,27 @@ class _Differ:
                 f"under the search bases and filter of {', '.join(names)}; the server checks membership and "
                 "does not say which")
 
-    def team_changes(self) -> None:
-        referenced: set[str] = set().union(*self.final_teams.values()) if self.final_teams else set()
-        for user in self.store.users.values():
-            if user.key not in self.claimed and user.key not in self.final_teams:
-                referenced |= {user.team, *user.memberships} - {None}  # type: ignore[arg-type]
+    def referenced_teams(self, people: list[DesiredUser], matched: dict[str, StoreUser]) -> set[str]:
+        """The teams someone is in once the user changes are applied: what the desired people are in (plus
+        the memberships of their store records the plan does not manage), and what the store's other
+        users (leavers, hand-made users) are in."""
+        referenced = {d.team for d in people}
+        managed = self.managed_teams()
+        for d in people:
+            if d.memberships:
+                referenced |= d.memberships
+        for s in matched.values():
+            if s.memberships:
+                referenced |= (s.memberships - managed) if s.managed else s.memberships
+        # a leaver being deleted still counts here, so their team goes one plan later (kept as it was)
+        for s in self.store.users.values():
+            if s.key not in self.claimed:
+                referenced.add(s.team)
+                referenced |= s.memberships
+        referenced.discard(None)  # type: ignore[arg-type]
+        return referenced  # type: ignore[return-value]
+
+    def team_changes(self, referenced: set[str]) -> None:
         for key, team in self.desired.teams.items():
             existing = self.store.teams.get(key)
             if existing is None:
@@ -246,27 +244,21 @@ class _Differ:
         matched = self.match()
         self._store_key_of = {d: s.key for d, s in matched.items() if s.managed}
         blocked = {i.user_key for i in self.ignored}
-        user_changes, unchanged, only_team, final_teams = self.user_changes, self.unchanged, self._only_team, self.final_teams
-        for d in self.desired.users.values():
-            if d.key in blocked:
-                continue
+        people = [d for d in self.desired.users.values() if d.key not in blocked] if blocked else list(self.desired.users.values())
+        user_changes, unchanged = self.user_changes, self.unchanged
+        for d in people:
             s = matched.get(d.key)
-            if s is not None and not d.memberships and not s.memberships and unchanged(d, s):
-                final_teams[s.key] = only_team(d.team)  # the usual user, settled without a further call
-            else:
+            if s is None or not unchanged(d, s):  # 99% of an hourly plan is unchanged
                 user_changes(d, s)
         for s in self.store.users.values():
             if s.managed and s.key not in self.claimed:
                 self.leaver_changes(s)
-        self.team_changes()
+        self.team_changes(self.referenced_teams(people, matched))
         emails = {u.key: u.email for u in self.store.users.values()}
         store_key_of = self._store_key_of.get
         emails.update({store_key_of(key, key): d.email for key, d in self.desired.users.items()})
         labelled = [replace(c, subject=self.subject(c, emails)) for c in self.changes]
         return Diff(sort_changes(labelled), self.ignored)
-
-    def claimed_store_key(self, desired_key: str) -> str:
-        return self._store_key_of.get(desired_key, desired_key)
 
     def subject(self, change: Change, emails: dict[str, str]) -> str:
         if change.kind == "team":
