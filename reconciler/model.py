@@ -326,6 +326,9 @@ class Plan:
     generated_at: str = ""  # ISO 8601 UTC; the only field that differs between identical runs
     safety: tuple[LimitCheck, ...] = ()  # every limit the policy sets, held against this plan
     review: Review | None = None  # with --base-policy: what the reviewer approves
+    # the digest, computed once (reconciler/plan/document.py) and carried: renderers, --out and apply all
+    # need it. It covers neither `cause` nor `review`, so a replace() that only marks causes keeps it valid.
+    digest_cache: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def refused(self) -> bool:

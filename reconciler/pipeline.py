@@ -1,10 +1,7 @@
 """The stages in order, for the commands that need them all."""
 from __future__ import annotations
 
-import gc
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 from .desired import build_desired_state
 from .directory import read_all
@@ -34,30 +31,8 @@ def require_secrets(policy: Policy) -> None:
             value.resolve()
 
 
-@contextmanager
-def without_cyclic_gc() -> Iterator[None]:
-    """A plan builds millions of long-lived objects (entries, users, changes) and next to no reference
-    cycles; CPython's cycle collector would rescan all of them again and again as they accumulate,
-    a third of a 100,000-user plan's time. Reference counting still frees everything as usual."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        # What the plan built stays alive for rendering and applying; frozen, the collector leaves it
-        # alone when it runs again (a full collection over it took half a second at 100,000 users)
-        gc.freeze()
-        if enabled:
-            gc.enable()
-
-
 def plan_policy(policy: Policy, store: Store | None = None) -> Planned:
     """Reads every directory (aborting on any incomplete read), then the store, then diffs."""
-    with without_cyclic_gc():
-        return _plan_policy(policy, store)
-
-
-def _plan_policy(policy: Policy, store: Store | None) -> Planned:
     require_secrets(policy)
     with stage("read"):
         reads = read_all(policy.directories)

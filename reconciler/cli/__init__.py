@@ -2,6 +2,7 @@
 them and turns errors into one line and the documented exit codes."""
 from __future__ import annotations
 
+import gc
 import sys
 from importlib import metadata
 
@@ -55,6 +56,11 @@ UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageE
 
 
 def main(argv: list[str] | None = None) -> None:
+    # The collector policy of every command, decided here once: a plan builds millions of long-lived
+    # objects and next to no reference cycles, and CPython's cycle collector would rescan them again
+    # and again as they pile up (a third of a 100,000-user plan's time; bench/README.md). Reference
+    # counting still frees everything; a command is one short process.
+    gc.disable()
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="reconciler", standalone_mode=False)

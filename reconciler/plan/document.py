@@ -63,7 +63,9 @@ def to_document(plan: Plan) -> dict[str, Any]:
     }
     if plan.review is not None:
         document["review"] = plan.review.to_json()
-    document["digest"] = content_digest(document)
+    if plan.digest_cache is None:
+        plan.digest_cache = content_digest(document)
+    document["digest"] = plan.digest_cache
     return document
 
 
@@ -146,4 +148,5 @@ def loads(text: str, source: str = "plan", *, key: bytes | None = None) -> Plan:
 
 
 def plan_digest(plan: Plan) -> str:
-    return to_document(plan)["digest"]
+    """The plan's digest, computed the first time it is asked for (it means serialising the whole plan)."""
+    return plan.digest_cache if plan.digest_cache is not None else to_document(plan)["digest"]

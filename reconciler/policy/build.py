@@ -39,16 +39,19 @@ DEFAULT_FILTERS = {
     "active-directory": ("(&(objectClass=user)(!(objectClass=computer)))", "(objectClass=group)"),
     "openldap": ("(objectClass=inetOrgPerson)", "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))"),
 }
-DEFAULT_EMAIL = ("{mail}",)
-DEFAULT_DISPLAY_NAME = "{displayName}"
 DEFAULT_STATE_DIR = ".reconciler"
 DEFAULT_STORE_PATH = ".reconciler/store.db"  # what store.path means when neither it nor state_dir is set
 DEFAULT_STORE_FILE = "store.db"  # in the state dir, unless store.path names the file
 DEFAULT_SCIM_STATE_FILE = "scim-state.db"
-DEFAULT_CHANGE_LIMIT = Limit(count=50, percent=10.0)
 
 
-class Builder:
+def given(spec: dict, *keys: str) -> dict[str, Any]:
+    """The keys the policy sets; the others keep the model's defaults (which the schema's `default`s
+    state, checked in tests/unit/test_policy_schema.py), so no default is written a third time here."""
+    return {key.replace("-", "_"): spec[key] for key in keys if key in spec}
+
+
+class PolicyBuilder:
     def __init__(self, locate: Locator, folder: str):
         self.locate = locate
         self.folder = folder
@@ -73,20 +76,10 @@ class Builder:
             directories=tuple(
                 self.directory(name, spec, mapping) for name, spec in data["directories"].items()
             ),
-            placement=Placement(
-                mode=placement.get("mode", "root"),
-                root=placement.get("root", "Organisation"),
-                target_group=placement.get("target_group"),
-            ),
-            identity=Identity(
-                merge_by_email=identity.get("merge_by_email", True),
-                adopt_unmanaged=identity.get("adopt_unmanaged", True),
-                precedence=tuple(identity.get("precedence", ())),
-            ),
-            lifecycle=Lifecycle(
-                when_out_of_scope=lifecycle.get("when_out_of_scope", "deactivate"),
-                when_disabled=lifecycle.get("when_disabled", "deactivate"),
-            ),
+            placement=Placement(**given(placement, "mode", "root", "target_group")),
+            identity=Identity(**given(identity, "merge_by_email", "adopt_unmanaged"),
+                              precedence=tuple(identity.get("precedence", ()))),
+            lifecycle=Lifecycle(**given(lifecycle, "when_out_of_scope", "when_disabled")),
             safety=self.safety(data.get("safety", {})),
             store=self.store(data.get("store", {})),
             manual=tuple(data.get("manual", ())),
@@ -110,14 +103,13 @@ class Builder:
             users=UserScope(
                 search_bases=tuple(users["search_bases"]),
                 filter=users.get("filter", users_filter),
-                scope=users.get("scope", "subtree"),
                 member_of=tuple(users.get("member_of", ())),
-                include_disabled=users.get("include_disabled", False),
+                **given(users, "scope", "include_disabled"),
             ),
             groups=GroupScope(
                 search_bases=tuple(groups.get("search_bases", ())),
                 filter=groups.get("filter", groups_filter),
-                scope=groups.get("scope", "subtree"),
+                **given(groups, "scope"),
             ),
             mapping=self.mapping(mapping, spec.get("mapping", {})),
             path=self.absolute(spec["path"]) if kind == "ldif" else None,
@@ -125,20 +117,14 @@ class Builder:
             bind=Bind(
                 user=bind["user"],
                 password=self.secret(bind["password"], base + ("bind", "password")),
-                method=bind.get("method", "simple"),
+                **given(bind, "method"),
             )
             if bind
             else None,
-            tls=Tls(
-                ca_file=self.absolute(tls["ca_file"]) if tls.get("ca_file") else None,
-                verify=tls.get("verify", True),
-                start_tls=tls.get("start_tls", True),
-            ),
-            allow_insecure_bind=spec.get("allow_insecure_bind", False),
-            page_size=spec.get("page_size", 1000),
-            connect_timeout=float(timeouts.get("connect", 10)),
-            operation_timeout=float(timeouts.get("operation", 120)),
-            empty_result_expected=spec.get("empty_result_expected", False),
+            tls=Tls(ca_file=self.absolute(tls["ca_file"]) if tls.get("ca_file") else None, **given(tls, "verify", "start_tls")),
+            **given(spec, "allow_insecure_bind", "page_size", "empty_result_expected"),
+            **{field: float(timeouts[key]) for key, field in (("connect", "connect_timeout"), ("operation", "operation_timeout"))
+               if key in timeouts},
             location=self.locate.key(base),
         )
 
@@ -156,13 +142,12 @@ class Builder:
     def mapping(top: dict, override: dict) -> AttributeMapping:
         """The top-level mapping with a directory's overrides: email and
         display_name replace, attributes merge key by key."""
-        email = override.get("email", top.get("email", DEFAULT_EMAIL))
-        display_name = override.get("display_name", top.get("display_name", DEFAULT_DISPLAY_NAME))
+        merged = {**top, **override}
         attributes = {**top.get("attributes", {}), **override.get("attributes", {})}
         return AttributeMapping(
-            email=tuple(Template(text) for text in email),
-            display_name=Template(display_name),
             attributes=tuple((name, Template(attributes[name])) for name in sorted(attributes)),
+            **({"email": tuple(Template(text) for text in merged["email"])} if "email" in merged else {}),
+            **({"display_name": Template(merged["display_name"])} if "display_name" in merged else {}),
         )
 
     @staticmethod
@@ -178,22 +163,13 @@ class Builder:
         return Limit(count=value.get("count"), percent=float(percent) if percent is not None else None)
 
     def safety(self, safety: dict) -> Safety:
-        def pick(key: str, default: Limit) -> Limit:
-            return self.limit(safety[key]) if key in safety else default
-
-        return Safety(
-            max_creates=pick("max_creates", Limit()),
-            max_updates=pick("max_updates", Limit()),
-            max_deactivations=pick("max_deactivations", DEFAULT_CHANGE_LIMIT),
-            max_deletions=pick("max_deletions", DEFAULT_CHANGE_LIMIT),
-            review_margin=self.review_margin(safety.get("review_margin")),
-        )
+        limits = {key: self.limit(value) for key, value in safety.items() if key.startswith("max_")}
+        return Safety(**limits, **({"review_margin": self.review_margin(safety["review_margin"])}
+                                   if "review_margin" in safety else {}))
 
     @staticmethod
     def review_margin(value) -> ReviewMargin:
         """0, 5, '10%' or {count, percent}; the larger bound wins (unlike the limits, where the lower does)."""
-        if value is None:
-            return ReviewMargin()
         if isinstance(value, int):
             return ReviewMargin(count=value, percent=0.0)
         if isinstance(value, str):
@@ -225,4 +201,4 @@ class Builder:
 
 
 def build_policy(data: dict, locate: Locator, folder: str, file: str, digest: str) -> Policy:
-    return Builder(locate, folder).policy(data, file, digest)
+    return PolicyBuilder(locate, folder).policy(data, file, digest)

@@ -136,7 +136,7 @@ class GroupScope:
 
 @dataclass(frozen=True)
 class AttributeMapping:
-    email: tuple[Template, ...]
+    email: tuple[Template, ...] = (Template("{mail}"),)  # the first template that yields a value
     display_name: Template = Template("{displayName}")
     attributes: tuple[tuple[str, Template], ...] = ()  # sorted by name
 

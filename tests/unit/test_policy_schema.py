@@ -84,6 +84,17 @@ def test_defaults_in_schema_match_the_model_and_loader():
     assert directory["tls"]["properties"]["start_tls"]["default"] == Tls().start_tls
     assert directory["users"]["properties"]["include_disabled"]["default"] == UserScope(()).include_disabled
     assert directory["users"]["properties"]["scope"]["default"] == UserScope(()).scope
+    # the loader restates none of these: what the policy leaves out takes the model's default
+    from reconciler.policy.model import AttributeMapping, Directory, ReviewMargin
+    mapping = top["mapping"]["properties"]
+    assert mapping["email"]["default"] == [t.text for t in AttributeMapping().email]
+    assert mapping["display_name"]["default"] == AttributeMapping().display_name.text
+    fields = {f.name: f.default for f in Directory.__dataclass_fields__.values()}
+    for key in ("page_size", "allow_insecure_bind", "empty_result_expected"):
+        assert directory[key]["default"] == fields[key], key
+    margin = top["safety"]["properties"]["review_margin"]["default"]
+    assert (margin["count"], float(margin["percent"])) == (ReviewMargin().count, ReviewMargin().percent)
+    assert top["store"]["properties"]["state_dir"]["default"] == DEFAULT_STORE_PATH.split("/")[0]
     for flavour, (users_filter, groups_filter) in DEFAULT_FILTERS.items():
         assert users_filter in directory["users"]["properties"]["filter"]["description"]
         assert groups_filter in directory["groups"]["properties"]["filter"]["description"]
