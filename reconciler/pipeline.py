@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from .desired import build_desired_state
 from .directory import read_all
 from .model import DesiredState, Plan, StoreState
-from .plan.build import make_plan
+from .plan.make import make_plan
 from .policy.model import Policy, SecretRef
 from .store import Store, open_store
 from .timings import stage

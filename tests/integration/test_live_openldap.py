@@ -6,8 +6,8 @@ import signal
 
 import pytest
 
-from reconciler.directory.connect import connect
-from reconciler.directory.live_source import LiveSource
+from reconciler.directory.ldap.connect import connect
+from reconciler.directory.ldap.source import LiveSource
 from reconciler.errors import DirectoryError
 from reconciler.model import normalise_dn
 from tests.servers.population import PEOPLE, Group
@@ -112,7 +112,7 @@ def test_a_base_hidden_from_the_bind_account_aborts_instead_of_reading_empty(sla
 
 def test_a_directory_with_no_matching_users_reads_as_empty_for_the_plan_stage_to_judge(slapd_server):
     # Zero users is not an error here: whether it is alarming depends on what the store holds from this
-    # directory (plan.build.guard_empty_reads), which this stage cannot know.
+    # directory (plan.make.guard_empty_reads), which this stage cannot know.
     directory = slapd_server.directory(users={"filter": "(uid=nobody-has-this-uid)"})
     read = LiveSource(directory).read()
     assert read.users == [] and read.entries_read == 0

@@ -1,7 +1,7 @@
 """The diff: every action the plan can hold, each with its reason, keyed by stable anchors."""
 from reconciler.desired import build_desired_state
 from reconciler.model import StoreTeam
-from reconciler.plan.build import make_plan
+from reconciler.plan.make import make_plan
 from reconciler.plan.diff import diff
 from reconciler.policy.model import Identity, Lifecycle, Placement
 from reconciler.errors import DirectoryError
