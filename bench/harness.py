@@ -140,7 +140,7 @@ store: {{kind: sqlite, path: store.db}}
 
 def searches(policy: Path) -> list[tuple[str, str, tuple[str, ...]]]:
     """The searches the plan makes, with the attributes it asks for: what every reader must read too."""
-    from reconciler.directory.live_source import LiveSource
+    from reconciler.directory.ldap.source import LiveSource
     from reconciler.policy import load_policy
 
     directory = load_policy(str(policy)).directories[0]

@@ -9,7 +9,7 @@ import base64
 import re
 from pathlib import Path
 
-from reconciler.directory.ldif import read_ldif
+from reconciler.directory.ldif.parser import read_ldif
 
 _SAFE = re.compile(r"^[\x01-\x09\x0b\x0c\x0e-\x1f\x21-\x39\x3b\x3d-\x7f][\x01-\x09\x0b\x0c\x0e-\x7f]*$")
 

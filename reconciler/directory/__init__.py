@@ -26,13 +26,13 @@ class DirectorySource(Protocol):
 
 
 def _ldif(directory: Directory) -> DirectorySource:
-    from .ldif_source import LdifSource
+    from .ldif.source import LdifSource
 
     return LdifSource(directory)
 
 
 def _live(directory: Directory) -> DirectorySource:
-    from .live_source import LiveSource
+    from .ldap.source import LiveSource
 
     return LiveSource(directory)
 

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from reconciler.directory.live_source import LiveSource
+from reconciler.directory.ldap.source import LiveSource
 from reconciler.errors import DirectoryError
 from reconciler.model import normalise_dn
 from tests.servers.population import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.directory.live_source import LiveSource
+from reconciler.directory.ldap.source import LiveSource
 from reconciler.errors import DirectoryError
 from tests.servers.population import PEOPLE, SECURITY_KEY_OWNERS, SECURITY_KEY_OWNERS_MEMBERS
 

@@ -11,11 +11,11 @@ import struct
 
 import pytest
 
-from reconciler.directory import connect as connect_module
-from reconciler.directory.connect import (
+from reconciler.directory.ldap import connect as connect_module
+from reconciler.directory.ldap.connect import (
     AD_BIND_CODES, ConnectFailed, bind_failure, bind_form, connect, refuse_insecure_bind,
 )
-from reconciler.directory.probe import ProbeFailed, describe_certificate, parse_url
+from reconciler.directory.ldap.probe import ProbeFailed, describe_certificate, parse_url
 from reconciler.errors import DirectoryError
 from reconciler.policy.model import Bind, SecretRef, Tls
 from tests.factories import directory as make_directory
@@ -213,7 +213,7 @@ def test_a_server_that_never_answers_is_given_up_on_after_the_timeouts(silent_se
 
 @pytest.mark.parametrize("content, problem", [(None, "cannot be read"), ("not a certificate", "holds no PEM certificate")])
 def test_a_ca_file_that_cannot_be_used_is_named(tmp_path, content, problem):
-    from reconciler.directory.probe import tls_context
+    from reconciler.directory.ldap.probe import tls_context
 
     path = tmp_path / "ca.pem"
     if content is not None:

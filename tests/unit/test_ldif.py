@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.directory.ldif import parse_ldif, read_ldif
+from reconciler.directory.ldif.parser import parse_ldif, read_ldif
 from reconciler.errors import DirectoryError
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.directory.ldif import read_ldif
-from reconciler.directory.ldif_source import LdifSource
+from reconciler.directory.ldif.parser import read_ldif
+from reconciler.directory.ldif.source import LdifSource
 from reconciler.errors import DirectoryError
 from reconciler.model import normalise_dn
 from reconciler.policy.model import FLAVOUR_SCHEMAS, Directory, DisabledRule, GroupScope, AttributeMapping, Schema, Template, UserScope

@@ -16,7 +16,7 @@ from ldap3.protocol.rfc4511 import (
 from ldap3.utils.asn1 import decode_message_fast
 from pyasn1.codec.ber import encoder
 
-from reconciler.directory.lean_decoder import LeanSyncStrategy, NotLean, decode_search_entry
+from reconciler.directory.ldap.lean_decoder import LeanSyncStrategy, NotLean, decode_search_entry
 
 
 def encode_entry(message_id: int, dn: str, attributes: list[tuple[str, list[bytes]]]) -> bytes:

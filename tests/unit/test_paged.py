@@ -13,8 +13,8 @@ from dataclasses import replace
 import pytest
 from ldap3.core.exceptions import LDAPSocketReceiveError
 
-from reconciler.directory.live_source import LiveSource, in_chain_filter
-from reconciler.directory.paged import PAGED_RESULTS_OID, RawEntry, Search, complete_ranges, paged_search
+from reconciler.directory.ldap.source import LiveSource, in_chain_filter
+from reconciler.directory.ldap.paged import PAGED_RESULTS_OID, RawEntry, Search, complete_ranges, paged_search
 from reconciler.errors import DirectoryError
 from reconciler.model import normalise_dn
 from reconciler.policy.model import FLAVOUR_SCHEMAS, GroupScope, UserScope

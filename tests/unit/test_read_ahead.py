@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from reconciler.directory.read_ahead import read_ahead
+from reconciler.directory.ldap.read_ahead import read_ahead
 from reconciler.errors import DirectoryError
 
 

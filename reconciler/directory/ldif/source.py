@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import gc
 
-from ..errors import DirectoryError
-from ..model import DirectoryEntry, DirectoryGroup, DirectoryRead, OutOfScope, normalise_dn
-from ..policy.model import Directory
-from .entries import make_entry, make_group, template_attributes
-from .filters import InvalidFilter, SnapshotSearch
-from .ldif import Value, read_ldif
+from ...errors import DirectoryError
+from ...model import DirectoryEntry, DirectoryGroup, DirectoryRead, OutOfScope, normalise_dn
+from ...policy.model import Directory
+from ..entries import make_entry, make_group, template_attributes
+from ..filters import InvalidFilter, SnapshotSearch
+from .parser import Value, read_ldif
 
 
 class LdifSource:

@@ -16,7 +16,7 @@ from typing import Iterator
 from ldap3 import BASE, LEVEL, SUBTREE
 from ldap3.core.exceptions import LDAPCommunicationError, LDAPException, LDAPInvalidFilterError
 
-from ..errors import DirectoryError
+from ...errors import DirectoryError
 
 PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
 SCOPES = {"subtree": SUBTREE, "one": LEVEL, "base": BASE}

@@ -22,12 +22,12 @@ from typing import Iterator
 
 from ldap3.utils.conv import escape_filter_chars
 
-from ..errors import DirectoryError
-from ..model import DirectoryEntry, DirectoryGroup, DirectoryRead, OutOfScope, normalise_dn
-from ..policy.model import Directory
+from ...errors import DirectoryError
+from ...model import DirectoryEntry, DirectoryGroup, DirectoryRead, OutOfScope, normalise_dn
+from ...policy.model import Directory
+from ..entries import EntryBuilder, lower_keys, make_group, template_attributes
+from ..membership import MEMBER_OF, Membership, member_dn
 from .connect import connect
-from .entries import EntryBuilder, lower_keys, make_group, template_attributes
-from .membership import MEMBER_OF, Membership, member_dn
 from .read_ahead import read_ahead
 from .paged import RawEntry, Search, client_side_cause, complete_ranges, paged_search, result_cause
 

@@ -16,8 +16,8 @@ import ssl
 from ldap3 import ANONYMOUS, NONE, NTLM, SIMPLE, Connection, Server, Tls
 from ldap3.core.exceptions import LDAPException
 
-from ..errors import DirectoryError
-from ..policy.model import Directory
+from ...errors import DirectoryError
+from ...policy.model import Directory
 from .lean_decoder import install as install_lean_decoder
 from .probe import Endpoint, ProbeFailed, parse_url, resolve, tcp, tls_handshake
 

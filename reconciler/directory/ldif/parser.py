@@ -12,7 +12,7 @@ import binascii
 import re
 from typing import IO, Iterable, Iterator, NamedTuple, NoReturn
 
-from ..errors import DirectoryError
+from ...errors import DirectoryError
 
 # Attributes whose values are binary even when their bytes happen to be valid
 # UTF-8 (a random GUID can be): kept as bytes so the anchor is never mangled.

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from ldap3 import BASE
 from ldap3.core.exceptions import LDAPCommunicationError, LDAPException
 
-from ..errors import ReconcilerError
-from ..policy.model import Directory
+from ...errors import ReconcilerError
+from ...policy.model import Directory
 from .connect import ConnectFailed, bind, is_encrypted, open_endpoint
 from .paged import client_side_cause, result_cause
 from .probe import Endpoint, ProbeFailed, parse_url, resolve, tcp, tls_handshake

@@ -1,0 +1,1 @@
+"""The LDAP directory kinds (`active-directory`, `openldap`): a live read over LDAP."""

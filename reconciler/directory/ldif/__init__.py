@@ -1,0 +1,1 @@
+"""The `ldif` directory kind: a directory read from an LDIF snapshot."""
