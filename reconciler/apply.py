@@ -87,7 +87,7 @@ def refusals_recorded(plan: Plan, policy: Policy) -> Iterator[None]:
         store = open_store(policy.store)
         try:
             with failures_recorded(store.record, lambda outcome: replace(_record(plan, policy, None), finished_at=now(),
-                                                                          outcome=_short(outcome))):
+                                                                          outcome=outcome)):
                 raise
         finally:
             store.close()
@@ -113,7 +113,7 @@ def held_to_review(plan: Plan, reviewed_file: Path, policy: Policy) -> list[str]
 def confirm_or_refuse(plan: Plan, *, expect_digest: str | None, auto_approve: bool) -> None:
     """The last word before a fresh plan is applied: the strict digest, then a person's yes on a terminal."""
     if expect_digest is not None and plan_digest(plan) != expect_digest.strip():
-        raise StalePlan(f"refused, nothing changed: the plan now has digest {plan_digest(plan)}, not the reviewed "
+        raise StalePlan(f"the plan now has digest {plan_digest(plan)}, not the reviewed "
                         f"{expect_digest.strip()}; the directories or the store changed since the review: plan again and review")
     if plan.empty or auto_approve:
         return
@@ -136,7 +136,7 @@ def apply_plan(plan: Plan, policy: Policy, store: Store, *, force_reason: str | 
     """
     record = _record(plan, policy, force_reason)
     # a refusal is history too: a scheduled job stuck on a limit shows in `reconciler history`
-    with failures_recorded(store.record, lambda outcome: replace(record, finished_at=now(), outcome=_short(outcome))):
+    with failures_recorded(store.record, lambda outcome: replace(record, finished_at=now(), outcome=outcome)):
         enforce(plan, policy.safety, force_reason=force_reason)
     with store.lock(record.actor) as lock:
         if on_lock is not None:
@@ -151,11 +151,6 @@ def _record(plan: Plan, policy: Policy, force_reason: str | None) -> ApplyRecord
         policy_digest=policy.digest, plan_digest=plan_digest(plan), counts=plan.summary,
         outcome="applied", force_reason=force_reason,
     )
-
-
-def _short(outcome: str) -> str:
-    """'refused: 42 deactivations is over ...' without the advice meant for the terminal."""
-    return outcome.replace("refused, nothing changed: ", "").split(". Review the plan")[0]
 
 
 __all__ = ["apply_plan", "check_saved_plan", "LockInfo"]

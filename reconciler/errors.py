@@ -35,13 +35,15 @@ class ReconcilerError(Exception):
 
     exit_code = ExitCode.ERROR
 
-    def __init__(self, message: str, location: Location | None = None):
+    def __init__(self, message: str, location: Location | None = None, *, advice: str = ""):
         super().__init__(message)
-        self.message = message
+        self.message = message  # what went wrong: what the history records
         self.location = location
+        self.advice = advice  # what to do about it: for the person at the terminal, not the history
 
     def __str__(self) -> str:
-        return f"{self.location}: {self.message}" if self.location else self.message
+        text = f"{self.location}: {self.message}" if self.location else self.message
+        return f"{text}. {self.advice}" if self.advice else text
 
 
 @dataclass(frozen=True)
@@ -82,9 +84,13 @@ class StoreError(ReconcilerError):
 
 
 class Refused(ReconcilerError):
-    """Refused without changing anything: exit 3."""
+    """Refused without changing anything: exit 3. The terminal hears "refused, nothing changed: ..."; the
+    history records "refused: <message>"."""
 
     exit_code = ExitCode.REFUSED
+
+    def __str__(self) -> str:
+        return "refused, nothing changed: " + super().__str__()
 
 
 class TooMuchChange(Refused):

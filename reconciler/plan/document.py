@@ -123,14 +123,14 @@ def loads(text: str, source: str = "plan", *, key: bytes | None = None) -> Plan:
     if problem:
         raise ReconcilerError(problem)
     if document["digest"] != content_digest(document):
-        raise StalePlan(f"refused, nothing changed: {source} was edited after it was made (its digest does not match); run plan again")
+        raise StalePlan(f"{source} was edited after it was made (its digest does not match); run plan again")
     if key is not None:
         signature = document.get("signature")
         if signature is None:
-            raise StalePlan(f"refused, nothing changed: {source} is not signed, and RECONCILER_PLAN_KEY is set: "
+            raise StalePlan(f"{source} is not signed, and RECONCILER_PLAN_KEY is set: "
                             "only plans made with the key are applied")
         if not hmac.compare_digest(signature, sign(document["digest"], key)):
-            raise StalePlan(f"refused, nothing changed: {source} is not signed with RECONCILER_PLAN_KEY "
+            raise StalePlan(f"{source} is not signed with RECONCILER_PLAN_KEY "
                             "(made with another key, or edited)")
     return Plan(
         policy_path=document["policy"]["path"],

@@ -92,9 +92,9 @@ def hold(reviewed: Review, fresh: Plan, margin: ReviewMargin) -> Held:
         raise ReconcilerError("internal: the fresh plan must be attributed against the base policy")
     if fresh.policy_digest != reviewed.policy_digest:
         raise StalePlan(
-            f"refused, nothing changed: the merged policy ({fresh.policy_digest}) is not the one reviewed in the pull "
+            f"the merged policy ({fresh.policy_digest}) is not the one reviewed in the pull "
             f"request ({reviewed.policy_digest}); it changed after the plan was commented, or another policy change was "
-            "merged in between: plan it in a new pull request and review that")
+            "merged in between", advice="Plan it in a new pull request and review that")
     now = fresh.review.effect
     lines: list[str] = []
     over: list[str] = []
@@ -107,9 +107,9 @@ def hold(reviewed: Review, fresh: Plan, margin: ReviewMargin) -> Held:
         lines.append(f"  {words}: reviewed {was}, now {is_}" + ("" if is_ == was else f" ({is_ - was:+d})"))
     if over:
         raise StalePlan(
-            "refused, nothing changed: the edit now causes materially more than was reviewed: " + "; ".join(over)
-            + " (safety.review_margin); the directories changed since the review: re-run the plan on the pull request, "
-            "or open a new one, and review it again")
+            "the edit now causes materially more than was reviewed: " + "; ".join(over)
+            + " (safety.review_margin); the directories changed since the review",
+            advice="Re-run the plan on the pull request (or open a new one) and review it again")
     if reviewed.base_policy_digest != fresh.review.base_policy_digest:
         lines.append("  note: the policy before this merge is not the one the review was planned against; "
                      "the edit's effect above is taken against the policy before this merge")

@@ -55,7 +55,5 @@ def violations(plan: Plan, safety: Safety) -> list[Violation]:
 def enforce(plan: Plan, safety: Safety, *, force_reason: str | None = None) -> None:
     found = violations(plan, safety)
     if found and not force_reason:
-        raise TooMuchChange(
-            "refused, nothing changed: " + "; ".join(v.message for v in found)
-            + ". Review the plan; if it is right, apply with --force --reason \"...\""
-        )
+        raise TooMuchChange("; ".join(v.message for v in found),
+                            advice='Review the plan; if it is right, apply with --force --reason "..."')

@@ -52,6 +52,6 @@ def verify_saved(saved: Plan, fresh: Plan, source: str) -> None:
         differences.append("the file lists a change more than once")
     if differences:
         raise StalePlan(
-            f"refused, nothing changed: {source} is not what the policy, the directories and the store produce now: "
-            + "; ".join(differences)
-            + ". The directories changed since it was made, or the file was edited: run plan again and review it")
+            f"{source} is not what the policy, the directories and the store produce now: "
+            + "; ".join(differences),
+            advice="The directories changed since it was made, or the file was edited: run plan again and review it")
