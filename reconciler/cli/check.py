@@ -26,7 +26,7 @@ def state_folder_problem(folder: str) -> str | None:
 
 
 def run_checks(policy: Policy) -> bool:
-    from ..directory.ldap.check import check_directory
+    from ..directory import check_directory
     from ..store import open_store
 
     from ..pipeline import require_secrets

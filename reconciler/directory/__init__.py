@@ -1,14 +1,46 @@
-"""Directory sources: each kind reads one directory into a `DirectoryRead`.
+"""Directory kinds: each reads one directory into a `DirectoryRead`.
 
-A new kind is a module with a class satisfying `DirectorySource` and one line
-in `SOURCES`; nothing after the directory stage changes.
+One package per plug-in, all with the same face:
+
+- `ldap/`: `kind: active-directory` and `kind: openldap`, a live read over LDAP;
+- `ldif/`: `kind: ldif`, a read of an LDIF snapshot.
+
+A plug-in package provides two functions, named like the ones here that dispatch to it:
+
+- `open_source(directory) -> DirectorySource`. It gets the policy's `policy.model.Directory`
+  (kind, connection or path, schema, users and groups scopes, mapping); the source's
+  `read()` returns a complete `model.DirectoryRead` or raises
+  `reconciler.errors.DirectoryError` (contract below). Nothing after the directory
+  stage knows which kind produced the read.
+- `check_directory(directory) -> list[CheckStep]`. What `reconciler check` prints for that
+  directory: each step that can fail, in order, with `ok` and a one-line `detail`
+  that names the cause and the fix; never a secret, never an exception for a
+  failure the user can fix.
+
+What the plug-ins share lives here, next to this registry: `entries` (raw values ->
+`DirectoryEntry`/`DirectoryGroup`, identical for every kind), `membership` (the
+group graph, nested and cycle-safe), `filters` (RFC 4515 filters evaluated offline,
+with AD's matching rules).
+
+A new kind (Entra ID is next) is one new package with that face and one line in
+`KINDS`.
 """
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from dataclasses import dataclass
+from importlib import import_module
+from types import ModuleType
+from typing import Protocol
 
 from ..model import DirectoryRead
 from ..policy.model import Directory
+
+# `kind:` in the policy -> the plug-in package below this one that reads it
+KINDS: dict[str, str] = {
+    "ldif": "ldif",
+    "active-directory": "ldap",
+    "openldap": "ldap",
+}
 
 
 class DirectorySource(Protocol):
@@ -25,27 +57,26 @@ class DirectorySource(Protocol):
     def read(self) -> DirectoryRead: ...
 
 
-def _ldif(directory: Directory) -> DirectorySource:
-    from .ldif.source import LdifSource
+@dataclass(frozen=True)
+class CheckStep:
+    """One line of `reconciler check`: a step (`dns ldaps://dc1`, `bind ...`, `snapshot`), whether it passed, why."""
 
-    return LdifSource(directory)
-
-
-def _live(directory: Directory) -> DirectorySource:
-    from .ldap.source import LiveSource
-
-    return LiveSource(directory)
+    name: str
+    ok: bool
+    detail: str
 
 
-SOURCES: dict[str, Callable[[Directory], DirectorySource]] = {
-    "ldif": _ldif,
-    "active-directory": _live,
-    "openldap": _live,
-}
+def plugin(kind: str) -> ModuleType:
+    """The plug-in package for a policy's `kind:`, imported on first use."""
+    return import_module(f"{__name__}.{KINDS[kind]}")
 
 
 def open_source(directory: Directory) -> DirectorySource:
-    return SOURCES[directory.kind](directory)
+    return plugin(directory.kind).open_source(directory)
+
+
+def check_directory(directory: Directory) -> list[CheckStep]:
+    return plugin(directory.kind).check_directory(directory)
 
 
 def read_all(directories) -> list[DirectoryRead]:

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from reconciler.directory.ldap.check import check_directory
+from reconciler.directory import check_directory
 from reconciler.policy.model import Tls
 from tests.servers import free_port
 

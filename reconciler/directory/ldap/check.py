@@ -8,28 +8,18 @@ run only if some URL bound.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ldap3 import BASE
 from ldap3.core.exceptions import LDAPCommunicationError, LDAPException
 
 from ...errors import ReconcilerError
 from ...policy.model import Directory
+from .. import CheckStep
 from .connect import ConnectFailed, bind, is_encrypted, open_endpoint
 from .paged import client_side_cause, result_cause
 from .probe import Endpoint, ProbeFailed, parse_url, resolve, tcp, tls_handshake
 
 
-@dataclass(frozen=True)
-class CheckStep:
-    name: str
-    ok: bool
-    detail: str
-
-
 def check_directory(directory: Directory) -> list[CheckStep]:
-    if directory.kind == "ldif":
-        return [_check_snapshot(directory)]
     if not directory.urls:
         return [CheckStep("urls", False, "no urls: a live directory needs at least one ldaps:// or ldap:// URL")]
     steps: list[CheckStep] = []
@@ -47,15 +37,6 @@ def check_directory(directory: Directory) -> list[CheckStep]:
     finally:
         _close(bound)
     return steps
-
-
-def _check_snapshot(directory: Directory) -> CheckStep:
-    import os
-
-    path = directory.path or ""
-    if os.access(path, os.R_OK) and os.path.isfile(path):
-        return CheckStep("snapshot", True, f"{path} is readable")
-    return CheckStep("snapshot", False, f"{path} cannot be read; check directories.{directory.name}.path")
 
 
 def _check_url(directory: Directory, url: str, steps: list[CheckStep]):
