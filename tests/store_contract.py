@@ -17,7 +17,7 @@ import pytest
 from reconciler.errors import LockHeld, StalePlan, StoreError
 from reconciler.model import Change, Link
 from reconciler.store import ApplyRecord
-from reconciler.store.sqlite import SqlStore
+from reconciler.store.sql.store import SqlStore
 
 T0 = datetime(2026, 11, 21, 9, 0, 0, tzinfo=timezone.utc)
 
@@ -154,7 +154,7 @@ def test_a_store_from_a_newer_reconciler_is_refused_not_misread(engine: Engine, 
 def test_reading_an_older_store_upgrades_its_tables_and_keeps_its_fingerprint(
     engine: Engine, store: SqlStore, monkeypatch: pytest.MonkeyPatch
 ):
-    from reconciler.store import sql_schema, sqlite as sqlite_store
+    from reconciler.store.sql import schema as sql_schema, store as sqlite_store
 
     seeded(store)
     before = store.fingerprint()

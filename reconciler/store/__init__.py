@@ -1,81 +1,46 @@
 """Stores: where the application's users live. A new store starts here.
 
-A store is a module with a class satisfying `Store` and one entry in `STORES`.
-It must:
+A store plug-in is one package under `reconciler/store/` (today `sql/`, with
+its SQLite and PostgreSQL engines, and `scim/`) whose class satisfies `Store`,
+plus one line in `STORES`. The packages have the same face:
+
+- `store.py`: the class satisfying `Store`;
+- `apply.py`: how each change is written, a handler per (kind, action) in a
+  `HANDLERS` table that covers every row of `reconciler.changes.CHANGE_KINDS`
+  (tests/unit/test_changes.py checks it);
+- the rest is the store's own (tables and rows, HTTP and resources...).
+
+What every store shares is in `common.py` (the history line, the lock's
+answer, the clock, the content fingerprint) and `rules.py` (the store rules).
+
+A store must:
 - `read()` the managed users and teams, and the unmanaged users that could be
   adopted (same email), into a `StoreState` with a `fingerprint` that changes
-  whenever that content changes;
+  whenever that content changes (`common.fingerprint` of the content, at least);
 - `apply()` a list of changes as one unit: verify inside the unit that the
-  fingerprint is still the one the plan was made against (else `StalePlan`),
-  change only managed objects (or adopt), and record the apply in its history;
+  fingerprint is still the one the plan was made against (else `StalePlan`
+  with `common.STALE_MESSAGE`); run the store rules (`rules.py`) on the whole
+  plan and its own checks against the store before writing anything, refusing with
+  "cannot apply <kind> <action> <key>: <reason>; nothing was changed (...)";
+  change only managed objects (or adopt), and record the apply in its history,
+  a failure as "failed: ..." (`failures_recorded`);
 - `lock()` so two applies never overlap (a held lock raises `LockHeld`, naming the
   holder and since when; a lock older than its TTL is taken over and says so);
-- keep `history()` of applies.
+- keep `history()` of applies, and `record()` one history line on its own (a
+  refusal decided before apply);
+- pass the store contract, tests/store_contract.py, run against it.
 """
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Protocol, Sequence
+import importlib
+from contextlib import AbstractContextManager
+from typing import Callable, Protocol, Sequence
 
-from ..errors import ReconcilerError, Refused
 from ..model import Change, StoreState
 from ..policy.model import StoreConfig
+from .common import ApplyRecord, LockInfo, failures_recorded
 
-
-@dataclass(frozen=True)
-class ApplyRecord:
-    """One line of history: who applied what, when, and how it ended."""
-
-    started_at: str
-    finished_at: str
-    actor: str  # GITHUB_ACTOR or user@host
-    commit: str | None
-    run_id: str | None
-    policy_digest: str
-    plan_digest: str
-    counts: dict[str, int]
-    outcome: str  # "applied" | "failed: ..." | "refused: ..."
-    force_reason: str | None = None
-    id: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "actor": self.actor,
-            "commit": self.commit,
-            "run_id": self.run_id,
-            "policy_digest": self.policy_digest,
-            "plan_digest": self.plan_digest,
-            "counts": dict(sorted(self.counts.items())),
-            "outcome": self.outcome,
-            "force_reason": self.force_reason,
-        }
-
-
-@dataclass(frozen=True)
-class LockInfo:
-    holder: str
-    since: str  # ISO 8601 UTC
-    expired_takeover: str | None = None  # set when a crashed run's lock was taken over
-
-
-@contextmanager
-def failures_recorded(write: Callable[[ApplyRecord], object], finished: Callable[[str], ApplyRecord]) -> Iterator[None]:
-    """An apply that is refused or fails goes into the history as such ("refused: ...",
-    "failed: ..."), then the error goes on; a history that cannot be written never hides
-    why the apply did not go through. Shared by every store and by the safety check."""
-    try:
-        yield
-    except ReconcilerError as error:
-        outcome = f"{'refused' if isinstance(error, Refused) else 'failed'}: {error.message}"
-        try:
-            write(finished(outcome))
-        except ReconcilerError:
-            pass
-        raise
+__all__ = ["STORES", "ApplyRecord", "LockInfo", "Store", "failures_recorded", "open_store"]
 
 
 class Store(Protocol):
@@ -96,25 +61,20 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-def _sqlite(config: StoreConfig) -> Store:
-    from .sqlite import SqliteStore
+def _plugin(module: str, name: str) -> Callable[[StoreConfig], Store]:
+    """Opens a store whose module is imported only when a policy asks for that kind (psycopg, httpx)."""
 
-    return SqliteStore(config)
+    def open_(config: StoreConfig) -> Store:
+        return getattr(importlib.import_module(module, __name__), name)(config)
 
-
-def _postgres(config: StoreConfig) -> Store:
-    from .postgres import PostgresStore
-
-    return PostgresStore(config)
+    return open_
 
 
-def _scim(config: StoreConfig) -> Store:
-    from .scim import ScimStore
-
-    return ScimStore(config)
-
-
-STORES: dict[str, Callable[[StoreConfig], Store]] = {"sqlite": _sqlite, "sql": _postgres, "scim": _scim}
+STORES: dict[str, Callable[[StoreConfig], Store]] = {  # store.kind -> how to open it
+    "sqlite": _plugin(".sql.sqlite", "SqliteStore"),
+    "sql": _plugin(".sql.postgres", "PostgresStore"),
+    "scim": _plugin(".scim.store", "ScimStore"),
+}
 
 
 def open_store(config: StoreConfig) -> Store:

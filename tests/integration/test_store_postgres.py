@@ -29,8 +29,8 @@ from reconciler.model import Change
 from reconciler.policy.model import SecretRef
 from reconciler.policy.model import StoreConfig
 from reconciler.store import open_store
-from reconciler.store.postgres import APPLY_LOCK_CLASS, PostgresStore, to_pyformat
-from reconciler.store.sqlite import SqliteStore
+from reconciler.store.sql.postgres import APPLY_LOCK_CLASS, PostgresStore, to_pyformat
+from reconciler.store.sql.sqlite import SqliteStore
 from tests.servers import wait_until
 from tests.servers.postgres import DATABASE, ROLE, ROLE_PASSWORD, PostgresServer
 from tests.store_contract import *  # noqa: F401,F403  the contract's tests run here against PostgreSQL
@@ -269,7 +269,7 @@ def test_two_first_writes_at_once_create_the_tables_once(engine: PostgresEngine)
 def test_an_application_transaction_holding_the_tables_too_long_makes_the_apply_say_busy(
     engine: PostgresEngine, store: PostgresStore, monkeypatch: pytest.MonkeyPatch
 ):
-    from reconciler.store import postgres as postgres_store
+    from reconciler.store.sql import postgres as postgres_store
 
     seeded(store)
     store.close()
@@ -320,7 +320,7 @@ def test_stores_in_two_schemas_of_one_database_do_not_share_the_lock(engine: Pos
 CRASHING_RUN = textwrap.dedent("""
     import sys, time
     from reconciler.policy.model import SecretRef, StoreConfig
-    from reconciler.store.postgres import PostgresStore
+    from reconciler.store.sql.postgres import PostgresStore
     store = PostgresStore(StoreConfig(kind="sql", url=SecretRef("TEST_DATABASE_URL_MAIN", "store.url")))
     held = store.lock("ci@crashed")  # kept: a collected generator would release the lock
     held.__enter__()

@@ -28,8 +28,8 @@ def test_the_safety_limits_count_what_they_say():
 
 
 def test_every_store_handles_every_kind():
-    from reconciler.store.scim_apply import HANDLERS as SCIM
-    from reconciler.store.sqlite import _ChangeWriter
+    from reconciler.store.scim.apply import HANDLERS as SCIM
+    from reconciler.store.sql.apply import ChangeWriter as _ChangeWriter
 
     assert set(_ChangeWriter.HANDLERS) == set(BY_KIND_ACTION) == set(SCIM)
 

@@ -11,7 +11,7 @@ import json
 from hypothesis import given, settings, strategies as st
 
 from reconciler.model import Link, StoreTeam, StoreUser
-from reconciler.store.records import fingerprint
+from reconciler.store.common import fingerprint
 
 text = st.text(max_size=12)
 

@@ -8,11 +8,11 @@ import httpx
 import pytest
 
 from reconciler.model import Change
-from reconciler.store.scim_apply import ChangeRefused, plan_operations
-from reconciler.store.scim_client import ScimClient
-from reconciler.store.scim_execute import ApplyStopped, Executor
-from reconciler.store.scim_state import Notes, UserNote
-from reconciler.store.scim_view import build_snapshot
+from reconciler.store.scim.apply import ChangeRefused, plan_operations
+from reconciler.store.scim.client import ScimClient
+from reconciler.store.scim.execute import ApplyStopped, Executor
+from reconciler.store.scim.state import Notes, UserNote
+from reconciler.store.scim.view import build_snapshot
 
 USERS = [
     {"id": "u1", "externalId": "corp:a1", "userName": "ada@corp.example.com", "active": True},

@@ -8,7 +8,7 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from reconciler.store.scim_client import (
+from reconciler.store.scim.client import (
     Capabilities,
     ScimClient,
     ScimHttpError,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.store.scim_mapping import (
+from reconciler.store.scim.mapping import (
     CORE_USER,
     ENTERPRISE_USER,
     MappingError,

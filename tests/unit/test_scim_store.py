@@ -12,8 +12,8 @@ from reconciler.model import Change
 from reconciler.policy.model import SecretRef
 from reconciler.policy.model import StoreConfig
 from reconciler.store import ApplyRecord, open_store
-from reconciler.store.scim import ScimStore
-from reconciler.store.scim_client import ScimClient
+from reconciler.store.scim.client import ScimClient
+from reconciler.store.scim.store import ScimStore
 from tests.unit.test_scim_apply import GROUPS, USERS, FakeServer, create
 
 RECORD = ApplyRecord(started_at="2026-11-21T09:00:00Z", finished_at="", actor="ci@runner", commit="abc", run_id="7",

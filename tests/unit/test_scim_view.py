@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 
 from reconciler.model import Link
-from reconciler.store.scim_mapping import ENTERPRISE_USER
-from reconciler.store.scim_state import Notes, UserNote
-from reconciler.store.scim_view import ViewError, build_snapshot
+from reconciler.store.scim.mapping import ENTERPRISE_USER
+from reconciler.store.scim.state import Notes, UserNote
+from reconciler.store.scim.view import ViewError, build_snapshot
 
 
 def user(id: str, external_id: str | None = None, email: str | None = None, version: str = "1", **extra) -> dict:

@@ -15,7 +15,7 @@ import pytest
 from reconciler.errors import StoreError
 from reconciler.policy.model import StoreConfig
 from reconciler.store import open_store
-from reconciler.store.sqlite import SqliteStore
+from reconciler.store.sql.sqlite import SqliteStore
 from tests.store_contract import *  # noqa: F401,F403  the contract's tests run here against SQLite
 from tests.store_contract import FakeClock, apply
 

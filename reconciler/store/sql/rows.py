@@ -2,19 +2,18 @@
 
 No database access here: the SQL stores hand rows in and get column values
 out, so every SQL engine reads and writes the same shapes. The fingerprint is
-computed here too, from the values rather than the rows, so it does not depend
-on column order, JSON spacing or row ids of managed users.
+computed from the values rather than the rows (`..common.fingerprint`), so it
+does not depend on column order, JSON spacing or row ids of managed users.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..changes import CHANGE_KINDS, TEAM_FIELDS, USER_FIELDS  # noqa: F401  (re-exported)
-from ..model import ACTION_ORDER, Change, Link, StoreTeam, StoreUser
-from . import ApplyRecord
+from ...changes import CHANGE_KINDS, TEAM_FIELDS, USER_FIELDS
+from ...model import Change, Link, StoreTeam, StoreUser
+from ..common import ApplyRecord
 
 LOCAL_KEY_PREFIX = "local:"
 STATUSES = ("active", "deactivated")
@@ -203,59 +202,7 @@ def store_team(row: Sequence[Any]) -> StoreTeam:
     return StoreTeam(key=key, name=name, parent=parent_key, managed=bool(managed))
 
 
-# ───────────────────────────── fingerprint ─────────────────────────────
-
-
-def fingerprint(users: Iterable[StoreUser], teams: Iterable[StoreTeam]) -> str:
-    """"sha256:" + the digest of the store's content in a canonical order.
-
-    Everything a plan depends on is in it (unmanaged users too: they can be
-    adopted), and nothing else: timestamps and history do not count.
-
-    The digested text is the compact JSON of {"teams": [...], "users": [...]}
-    (keys sorted, rows sorted by key); it is hashed a thousand users at a time
-    instead of being built whole, which at 100,000 users held the state twice more.
-    """
-    team_rows = sorted(([t.key, t.name, t.parent, t.managed] for t in teams), key=lambda item: item[0])
-    digest = hashlib.sha256()
-    digest.update(('{"teams":' + _compact(team_rows) + ',"users":[').encode("utf-8"))
-    ordered = sorted(users, key=lambda u: u.key)
-    for start in range(0, len(ordered), 1000):
-        chunk = _compact([_user_row(u) for u in ordered[start : start + 1000]])[1:-1]  # the rows without [ ]
-        digest.update(((',' if start else '') + chunk).encode("utf-8"))
-    digest.update(b"]}")
-    return "sha256:" + digest.hexdigest()
-
-
-def _user_row(u: StoreUser) -> list[Any]:
-    return [
-        u.key,
-        u.email,
-        u.display_name,
-        [list(pair) for pair in sorted(u.attributes)],
-        u.team,
-        sorted(u.memberships),
-        sorted(str(link) for link in u.links),
-        u.status,
-        u.managed,
-    ]
-
-
-def _compact(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 # ───────────────────────────── history ─────────────────────────────
-
-
-def summarise(changes: Iterable[Change]) -> dict[str, int]:
-    """Counts per "kind.action" in apply order, the shape of Plan.summary."""
-    counts: dict[str, int] = {}
-    for change in changes:
-        name = f"{change.kind}.{change.action}"
-        counts[name] = counts.get(name, 0) + 1
-    order = {f"{kind}.{action}": rank for (kind, action), rank in ACTION_ORDER.items()}
-    return dict(sorted(counts.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
 
 
 HISTORY_COLUMNS = (

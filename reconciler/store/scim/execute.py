@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..model import Change
-from .scim_apply import Op, Step
-from .scim_bulk import BulkSender
-from .scim_client import ScimClient, ScimHttpError
-from .scim_mapping import (
+from ...model import Change
+from .apply import Op, Step
+from .bulk import BulkSender
+from .client import ScimClient, ScimHttpError
+from .mapping import (
     MANAGER,
     add_member_operation,
     group_with_members,
@@ -29,8 +29,8 @@ from .scim_mapping import (
     set_paths,
     user_values,
 )
-from .scim_state import Notes, UserNote
-from .scim_view import Snapshot
+from .state import Notes, UserNote
+from .view import Snapshot
 
 
 class ApplyStopped(Exception):

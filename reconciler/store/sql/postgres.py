@@ -34,12 +34,12 @@ from psycopg import errors as pg_errors
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict
 
-from ..errors import Location, LockHeld, StoreError
-from ..policy.model import SecretRef
-from ..policy.model import StoreConfig
-from . import LockInfo
-from .sql_schema import POSTGRESQL
-from .sqlite import DEFAULT_LOCK_TTL, Clock, SqlStore, Tx, iso, utc_now
+from ...errors import Location, LockHeld, StoreError
+from ...policy.model import SecretRef
+from ...policy.model import StoreConfig
+from ..common import DEFAULT_LOCK_TTL, Clock, LockInfo, iso, utc_now
+from .schema import POSTGRESQL
+from .store import SqlStore, Tx
 
 CONNECT_TIMEOUT = 10  # seconds, unless the URL sets connect_timeout
 LOCK_WAIT = 10  # seconds a write waits for another writer, like SQLite's busy timeout

@@ -20,9 +20,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..model import Link, StoreState, StoreTeam, StoreUser
-from .records import fingerprint as content_fingerprint
-from .scim_mapping import (
+from ...model import Link, StoreState, StoreTeam, StoreUser
+from ..common import fingerprint as content_fingerprint
+from .mapping import (
     MANAGER,
     ScimGroup,
     ScimUser,
@@ -31,7 +31,7 @@ from .scim_mapping import (
     read_user,
     unmanaged_key,
 )
-from .scim_state import Notes
+from .state import Notes
 
 
 class ViewError(Exception):

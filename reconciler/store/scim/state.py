@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from ..errors import Location, StoreError
-from ..policy.model import StoreConfig
-from . import ApplyRecord, LockInfo
-from .sqlite import DEFAULT_LOCK_TTL, SqliteStore, utc_now
+from ...errors import Location, StoreError
+from ...policy.model import StoreConfig
+from ..common import DEFAULT_LOCK_TTL, ApplyRecord, LockInfo, utc_now
+from ..sql.sqlite import SqliteStore
 
 NOTES_TABLE = "scim_notes"
 

@@ -4,7 +4,7 @@ The model applies the SQLite store's rules (a create of an existing key, an
 update of an unmanaged user, a team delete that still has users... are
 refused), so a plan that cannot apply is refused before the first request
 (`ChangeRefused`). Each change becomes a `Step`: its operations, requests to
-the server and notes for the side file, which scim_execute.py carries out.
+the server and notes for the side file, which execute.py carries out.
 
 A user's groups on the server are always its team plus its memberships: each
 change that moves a user or changes a membership adds or removes exactly the
@@ -17,10 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..model import Change
-from .records import ChangeRejected, membership_parts, team_columns, user_columns
-from .scim_mapping import MANAGER, MappingError, check_attributes
-from .scim_view import Snapshot
+from ...model import Change
+from ..sql.rows import ChangeRejected, membership_parts, team_columns, user_columns
+from .mapping import MANAGER, MappingError, check_attributes
+from .view import Snapshot
 
 SCIM_FIELDS = ("email", "display_name", "attributes", "status")  # the user fields that live on the server
 

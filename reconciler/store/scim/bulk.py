@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .scim_client import PATCH_OP, ScimHttpError
-from .scim_mapping import (
+from .client import PATCH_OP, ScimHttpError
+from .mapping import (
     new_group_resource,
     new_user_resource,
     patch_operations,

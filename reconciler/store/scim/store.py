@@ -1,32 +1,20 @@
-"""The SCIM store: an application that speaks SCIM 2.0 (RFC 7643/7644), behind the Store protocol.
-
-    store: {kind: scim, url: https://app.example.com/scim/v2, token: '${SCIM_TOKEN}'}
-
-Users and teams live on the server (Users and Groups, keyed by externalId);
-the lock, the history and the few relations SCIM cannot hold live in a side
-file next to the policy (scim_state.py). Reading: scim_view.py. Applying:
-scim_apply.py (the checks and the operations per change), scim_execute.py and
-scim_bulk.py (the requests). HTTP: scim_client.py. Resource shapes:
-scim_mapping.py. docs/store-scim.md is the user's side of all this.
-"""
+"""`ScimStore`: the Store protocol over a SCIM server and the side file (see the package's docstring)."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 
-from ..errors import Location, StalePlan, StoreError
-from ..model import Change, StoreState
-from ..policy.model import SecretRef
-from ..policy.model import StoreConfig
-from . import ApplyRecord, LockInfo, failures_recorded
-from .records import summarise
-from .scim_apply import ChangeRefused, plan_operations
-from .scim_client import ScimClient, ScimHttpError, ScimUrlError, check_base_url
-from .scim_execute import ApplyStopped, Executor
-from .scim_state import SideFile
-from .scim_view import Snapshot, ViewError, build_snapshot
-from .sqlite import DEFAULT_LOCK_TTL, STALE_MESSAGE, Clock, iso, utc_now
+from ...errors import Location, StalePlan, StoreError
+from ...model import Change, StoreState
+from ...policy.model import SecretRef
+from ...policy.model import StoreConfig
+from ..common import DEFAULT_LOCK_TTL, STALE_MESSAGE, ApplyRecord, Clock, LockInfo, failures_recorded, iso, summarise, utc_now
+from .apply import ChangeRefused, plan_operations
+from .client import ScimClient, ScimHttpError, ScimUrlError, check_base_url
+from .execute import ApplyStopped, Executor
+from .state import SideFile
+from .view import Snapshot, ViewError, build_snapshot
 
 
 class ScimStore:

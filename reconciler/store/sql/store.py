@@ -1,0 +1,331 @@
+"""The SQL store: the application's users in SQL tables, on SQLite (`sqlite.py`) or PostgreSQL (`postgres.py`).
+
+`SqlStore` holds everything that is the same on every SQL engine (reading the
+state, applying changes, the apply lock, history), written in portable SQL
+with `?` placeholders. An engine subclass supplies the connection, how a write
+transaction starts, and how its driver's errors read. The tables are in
+`schema.py` and docs/store-schema.md; the changes are written by `apply.py`.
+"""
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from ... import __version__
+from ...errors import Location, LockHeld, ReconcilerError, StalePlan, StoreError
+from ...model import Change, Link, StoreState, StoreUser
+from ..common import DEFAULT_LOCK_TTL, STALE_MESSAGE, ApplyRecord, Clock, LockInfo, failures_recorded, iso, summarise, utc_now
+from ..common import fingerprint as content_fingerprint
+from .apply import ChangeWriter
+from .rows import HISTORY_COLUMNS, history_record, history_values, store_team, store_user
+from .schema import LATEST_VERSION, Dialect, apply_migrations
+
+USER_COLUMNS = "id, key, email, display_name, attributes, team_key, status, managed"
+
+
+class Tx:
+    """A cursor inside one transaction, taking `?` placeholders whatever the driver."""
+
+    def __init__(self, cursor: Any, param: Callable[[str], str]):
+        self.cursor, self.param = cursor, param
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        self.cursor.execute(self.param(sql), tuple(params))
+        return self.cursor
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.execute(sql, params).fetchone()
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return list(self.execute(sql, params).fetchall())
+
+
+class SqlStore:
+    """The engine-independent part of a SQL store. Subclasses fill in the hooks below."""
+
+    kind = "sql"
+    dialect: Dialect
+    where = "store"  # names the store in messages: a path or a URL without credentials
+
+    def __init__(self, lock_ttl: int = DEFAULT_LOCK_TTL, clock: Clock = utc_now):
+        self.lock_ttl = lock_ttl
+        self.clock = clock
+        self._lock_token: str | None = None
+        self._schema_ready = False
+
+    # ── hooks ──
+
+    def _connect(self, create: bool) -> Any | None:
+        """An open connection in autocommit mode, or None when the store does not exist and create is False."""
+        raise NotImplementedError
+
+    def _begin_write(self) -> str:
+        """The statement that starts a transaction holding the write lock from its start."""
+        raise NotImplementedError
+
+    def _table_exists(self, tx: Tx, name: str) -> bool:
+        raise NotImplementedError
+
+    def _param(self, sql: str) -> str:
+        return sql
+
+    def _driver_error(self, error: Exception) -> StoreError | None:
+        """The driver's error as one clear line, or None if `error` is not the driver's."""
+        raise NotImplementedError
+
+    def _prepare_connection(self, connection: Any) -> None:
+        """Engine settings applied once before the first write (e.g. SQLite's WAL mode)."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # ── transactions ──
+
+    @contextmanager
+    def _transaction(self, write: bool, create: bool = False) -> Iterator[Tx | None]:
+        """One transaction; yields None when the store does not exist and create is False.
+
+        Driver errors leave as StoreError; whatever happens, the transaction is
+        either committed or rolled back before this returns.
+        """
+        with self._driver_errors():
+            connection = self._connect(create)
+            if connection is None:
+                yield None
+                return
+            if write and not self._schema_ready:
+                self._prepare_connection(connection)
+            cursor = connection.cursor()
+            tx = Tx(cursor, self._param)
+            cursor.execute(self._begin_write() if write else "BEGIN")
+            try:
+                if write and not self._schema_ready:
+                    self._ensure_schema(tx)
+                yield tx
+                cursor.execute("COMMIT")
+            except BaseException:
+                self._rollback(cursor)
+                raise
+            # only now: a rolled-back transaction takes the tables it created with it
+            self._schema_ready = self._schema_ready or write
+
+    @staticmethod
+    def _rollback(cursor: Any) -> None:
+        try:
+            cursor.execute("ROLLBACK")
+        except Exception:  # a failed COMMIT may already have ended the transaction
+            pass
+
+    @contextmanager
+    def _driver_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except ReconcilerError:
+            raise
+        except Exception as error:
+            translated = self._driver_error(error)
+            if translated is None:
+                raise
+            raise translated from None
+
+    def _schema_version(self, tx: Tx) -> int:
+        if not self._table_exists(tx, "schema_version"):
+            return 0
+        row = tx.one("SELECT max(version) FROM schema_version")
+        return int(row[0] or 0)
+
+    def _ensure_schema(self, tx: Tx) -> None:
+        """Create or upgrade the tables, inside the caller's write transaction."""
+        version = self._check_version(tx)
+        if version < LATEST_VERSION:
+            now = iso(self.clock())
+            apply_migrations(tx.cursor, self.dialect, version, now, self._param)
+            if version == 0:
+                tx.execute("INSERT INTO meta (key, value) VALUES (?, ?)", ("created_at", now))
+                tx.execute("INSERT INTO meta (key, value) VALUES (?, ?)", ("created_by", f"reconciler {__version__}"))
+
+    def _check_version(self, tx: Tx) -> int:
+        version = self._schema_version(tx)
+        if version > LATEST_VERSION:
+            raise StoreError(
+                f"the store has schema version {version} but this reconciler knows only up to {LATEST_VERSION}; "
+                "upgrade reconciler",
+                Location(self.where),
+            )
+        return version
+
+    @contextmanager
+    def _reading(self) -> Iterator[Tx | None]:
+        """A read transaction on the current tables; None when there is no store yet.
+
+        Never creates a store. An existing store with an older schema is upgraded
+        first: that is not a content change, so plans made against it stay valid.
+        """
+        version = LATEST_VERSION
+        if not self._schema_ready:
+            with self._transaction(write=False) as tx:
+                version = self._check_version(tx) if tx is not None else 0
+            if 0 < version < LATEST_VERSION:
+                with self._transaction(write=True):
+                    pass
+        with self._transaction(write=False) as tx:
+            yield tx if version > 0 else None
+
+    # ── read ──
+
+    def read(self) -> StoreState:
+        """All users (managed and not) and teams, and their fingerprint. Never creates the store."""
+        with self._reading() as tx:
+            if tx is None:
+                return StoreState(users={}, teams={}, fingerprint=content_fingerprint([], []))
+            return self._read_state(tx)
+
+    def fingerprint(self) -> str:
+        return self.read().fingerprint
+
+    def _read_state(self, tx: Tx) -> StoreState:
+        links: dict[int, list[Link]] = defaultdict(list)
+        # rows streamed from the cursor, not fetched whole: at 100,000 users each list is tens of megabytes
+        for user_id, directory, anchor in tx.execute("SELECT user_id, directory, anchor FROM user_links"):
+            links[user_id].append(Link(directory, anchor))
+        memberships: dict[int, list[str]] = defaultdict(list)
+        for user_id, team_key in tx.execute("SELECT user_id, team_key FROM memberships"):
+            memberships[user_id].append(team_key)
+        users: dict[str, StoreUser] = {}
+        parsed: dict[str, tuple[tuple[str, str], ...]] = {}
+        for row in tx.execute(f"SELECT {USER_COLUMNS} FROM users"):
+            try:
+                user = store_user(row, links[row[0]], memberships[row[0]], parsed)
+            except ValueError as error:
+                raise StoreError(
+                    f"users row id {row[0]}: {error}; fix the row (attributes must be a JSON object)",
+                    Location(self.where),
+                ) from None
+            if user.key in users:
+                raise StoreError(
+                    f"users row id {row[0]}: key {user.key} is also another user's key; "
+                    "local:<id> keys belong to rows whose key is NULL",
+                    Location(self.where),
+                )
+            users[user.key] = user
+        teams = {row[0]: store_team(row) for row in tx.all("SELECT key, name, parent_key, managed FROM teams")}
+        users = dict(sorted(users.items()))
+        teams = dict(sorted(teams.items()))
+        return StoreState(users=users, teams=teams, fingerprint=content_fingerprint(users.values(), teams.values()))
+
+    # ── lock ──
+
+    @contextmanager
+    def lock(self, holder: str) -> Iterator[LockInfo]:
+        """Hold the apply lock for the duration of the block; released even on exceptions."""
+        info, token = self._acquire(holder)
+        self._lock_token = token
+        try:
+            yield info
+        except BaseException:
+            try:
+                self._release(token)
+            except ReconcilerError:
+                pass  # the block's own error says more; the lock expires after its TTL
+            raise
+        else:
+            self._release(token)
+
+    def _release(self, token: str) -> None:
+        self._lock_token = None
+        with self._transaction(write=True) as tx:
+            assert tx is not None
+            # by token: if this lock expired and was taken over, the successor's stays
+            tx.execute("DELETE FROM apply_lock WHERE name = 'apply' AND token = ?", (token,))
+
+    def _acquire(self, holder: str) -> tuple[LockInfo, str]:
+        token = uuid.uuid4().hex
+        now = self.clock()
+        with self._transaction(write=True, create=True) as tx:
+            assert tx is not None
+            takeover = None
+            current = tx.one("SELECT holder, token, since, ttl_seconds FROM apply_lock WHERE name = 'apply'")
+            if current is not None:
+                old_holder, _, since, ttl = current
+                expires = self._expiry(since, ttl)
+                if now < expires:
+                    raise LockHeld(self._held_message(old_holder, since, expires))
+                takeover = (
+                    f"took over the lock of {old_holder} (held since {since}, expired at {iso(expires)}); "
+                    "that apply presumably crashed"
+                )
+                tx.execute("DELETE FROM apply_lock WHERE name = 'apply'")
+            since_text = iso(now)
+            tx.execute(
+                "INSERT INTO apply_lock (name, holder, token, since, ttl_seconds) VALUES ('apply', ?, ?, ?, ?)",
+                (holder, token, since_text, self.lock_ttl),
+            )
+        return LockInfo(holder=holder, since=since_text, expired_takeover=takeover), token
+
+    @staticmethod
+    def _expiry(since: str, ttl: int) -> datetime:
+        try:
+            return datetime.fromisoformat(since.replace("Z", "+00:00")) + timedelta(seconds=int(ttl))
+        except (ValueError, TypeError):  # a hand-edited row: treat as expired rather than lock everyone out
+            return datetime.min.replace(tzinfo=timezone.utc)
+
+    @staticmethod
+    def _held_message(holder: str, since: str, expires: datetime) -> str:
+        return (
+            f"store is locked by {holder} since {since}; another apply is running "
+            f"(the lock expires at {iso(expires)})"
+        )
+
+    def _check_lock(self, tx: Tx) -> None:
+        """Refuse to write while another live lock is held; an apply without any lock is allowed."""
+        current = tx.one("SELECT holder, token, since, ttl_seconds FROM apply_lock WHERE name = 'apply'")
+        if current is None:
+            return
+        holder, token, since, ttl = current
+        expires = self._expiry(since, ttl)
+        if token != self._lock_token and self.clock() < expires:
+            raise LockHeld(self._held_message(holder, since, expires))
+
+    # ── apply ──
+
+    def apply(self, changes: Sequence[Change], expected_fingerprint: str, record: ApplyRecord) -> ApplyRecord:
+        """Apply every change or none, and record the attempt in the history either way."""
+        record = replace(record, counts=record.counts or summarise(changes))
+        with failures_recorded(self.record, lambda outcome: self._finished(record, outcome)):
+            with self._transaction(write=True, create=True) as tx:
+                assert tx is not None
+                self._check_lock(tx)
+                if self._read_state(tx).fingerprint != expected_fingerprint:
+                    raise StalePlan(STALE_MESSAGE)
+                ChangeWriter(tx, iso(self.clock()), self.where).apply_all(changes)
+                return self._insert_history(tx, self._finished(record, "applied"))
+
+    def record(self, record: ApplyRecord) -> ApplyRecord:
+        """Add one history line on its own, e.g. an apply refused before it reached the store."""
+        with self._transaction(write=True, create=True) as tx:
+            assert tx is not None
+            return self._insert_history(tx, record)
+
+    def _finished(self, record: ApplyRecord, outcome: str) -> ApplyRecord:
+        return replace(record, finished_at=iso(self.clock()), outcome=outcome)
+
+    @staticmethod
+    def _insert_history(tx: Tx, record: ApplyRecord) -> ApplyRecord:
+        row = tx.one(
+            f"INSERT INTO apply_history ({HISTORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            history_values(record),
+        )
+        return replace(record, id=int(row[0]))
+
+    def history(self) -> list[ApplyRecord]:
+        """Every recorded apply, newest first. Never creates the store."""
+        with self._reading() as tx:
+            if tx is None:
+                return []
+            rows = tx.all(f"SELECT id, {HISTORY_COLUMNS} FROM apply_history ORDER BY id DESC")
+        return [history_record(row) for row in rows]
