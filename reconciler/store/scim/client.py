@@ -291,7 +291,7 @@ class ScimClient:
         # PATCH replaces and removes are idempotent; adds of members too (a member is a set element)
         self.request("PATCH", path, what, body={"schemas": [PATCH_OP], "Operations": operations})
 
-    def delete(self, path: str, what: str, *, retried: bool = True) -> None:
+    def delete(self, path: str, what: str) -> None:
         """DELETE; a 404 after a retry means the first attempt went through."""
         attempts = 0
 

@@ -36,8 +36,6 @@ ATTRIBUTE_HOMES: dict[str, str] = {
     "manager": f"{ENTERPRISE_USER}:manager",  # complex: {"value": <the manager's SCIM id>}
 }
 MANAGER = "manager"
-# the paths a managed user's fields live in, besides the mapped attributes
-OWNED_PATHS = ("userName", "displayName", "name.formatted", "emails", "active")
 
 USER_KEY = re.compile(r"[a-z][a-z0-9_-]*:\S.*", re.DOTALL)  # "directory:anchor", as the policy names directories
 UNMANAGED_PREFIX = "scim:"
@@ -62,10 +60,6 @@ def is_team_key(external_id: Any) -> bool:
 
 def unmanaged_key(scim_id: str) -> str:
     return f"{UNMANAGED_PREFIX}{scim_id}"
-
-
-def unmanaged_id(key: str) -> str | None:
-    return key[len(UNMANAGED_PREFIX):] if key.startswith(UNMANAGED_PREFIX) else None
 
 
 def parent_from_path(key: str) -> str | None:
