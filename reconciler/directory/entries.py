@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import re
 import uuid
-from functools import lru_cache
 from typing import Iterable, Mapping, Sequence
 
 from ..errors import DirectoryError
@@ -113,13 +112,8 @@ def template_attributes(mapping: PolicyMapping) -> frozenset[str]:
     return frozenset(name.lower() for template in templates for name in template.attributes)
 
 
-def select_attributes(attributes: Mapping[str, Sequence[Value]], needed: Iterable[str]) -> dict[str, tuple[str, ...]]:
-    """Only the needed attributes (keys of `attributes` already lower-cased), values as text; sorted keys."""
-    names = _sorted_lower(needed) if isinstance(needed, frozenset) else tuple(sorted({n.lower() for n in needed}))
-    return _select(attributes, names)
-
-
 def _select(attributes: Mapping[str, Sequence[Value]], names: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """Only the needed attributes (`names` lower-cased and sorted, like the keys of `attributes`), values as text."""
     selected: dict[str, tuple[str, ...]] = {}
     for name in names:
         values = attributes.get(name)
@@ -129,12 +123,6 @@ def _select(attributes: Mapping[str, Sequence[Value]], names: tuple[str, ...]) -
             else:
                 selected[name] = tuple(v if isinstance(v, str) else _utf8_or_base64(v) for v in values)
     return selected
-
-
-@lru_cache(maxsize=64)
-def _sorted_lower(names: frozenset[str]) -> tuple[str, ...]:
-    """The needed names of a read, sorted once rather than once per entry."""
-    return tuple(sorted({n.lower() for n in names}))
 
 
 def _utf8_or_base64(value: bytes) -> str:

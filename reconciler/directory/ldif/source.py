@@ -11,8 +11,6 @@ not an empty result: a typo must never read as "everyone left".
 """
 from __future__ import annotations
 
-import gc
-
 from ...errors import DirectoryError
 from ...model import DirectoryEntry, DirectoryGroup, DirectoryRead, OutOfScope, normalise_dn
 from ...policy.model import Directory
@@ -56,20 +54,14 @@ class LdifSource:
     def _load(self, path: str) -> "_Snapshot":
         schema = self.directory.schema
         snapshot = _Snapshot(SnapshotSearch(self.directory.flavour, schema.member))
-        # A bulk load allocates millions of small objects and no cycles; the cyclic
-        # garbage collector would rescan them all again and again (about a third of the time).
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            for record in read_ldif(path, binary_attributes=[schema.anchor] if schema.anchor.lower() == "objectguid" else []):
-                key = snapshot.search.add(record.dn, record.attributes)
-                if key is None:
-                    first = snapshot.records[normalise_dn(record.dn)][2]
-                    raise DirectoryError(f"{path}:{record.line}: entry {record.dn} appears twice (first at line {first})")
-                snapshot.records[key] = (record.dn, record.attributes, record.line)
-        finally:
-            if collecting:
-                gc.enable()
+        # A bulk load allocates millions of small objects and no cycles: the command's entry point runs
+        # with the cyclic garbage collector off (reconciler.cli.main), which this loop depends on.
+        for record in read_ldif(path, binary_attributes=[schema.anchor] if schema.anchor.lower() == "objectguid" else []):
+            key = snapshot.search.add(record.dn, record.attributes)
+            if key is None:
+                first = snapshot.records[normalise_dn(record.dn)][2]
+                raise DirectoryError(f"{path}:{record.line}: entry {record.dn} appears twice (first at line {first})")
+            snapshot.records[key] = (record.dn, record.attributes, record.line)
         return snapshot
 
     def _search(self, snapshot: "_Snapshot", base: str, what: str, ldap_filter: str, scope) -> list[str]:
