@@ -5,12 +5,9 @@ Pure function of its inputs: no I/O, no store. Every entry read gets a verdict
 """
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import cache
-
-from ldap3.utils.dn import parse_dn
 
 from .model import (
     DesiredState,
@@ -21,9 +18,8 @@ from .model import (
     DirectoryRead,
     EntryVerdict,
     Link,
-    _PLAIN_DN,
-    normalise_dn,
 )
+from .dn import normalise_dn, ou_path
 from .directory.membership import reachable
 from .policy.model import AttributeMapping, Directory, Policy, Template
 
@@ -244,37 +240,6 @@ class _Builder:
         for v in self.verdicts:
             counts[v.directory][v.verdict] += 1
         return counts
-
-
-def ou_path(dn: str, base: str) -> list[str]:
-    """The OU names between the base and the entry, top-down: OU=EMEA,OU=Sales,<base> → [Sales, EMEA]."""
-    if _PLAIN_DN.match(dn) and (not base or _PLAIN_DN.match(base)):
-        # no escapes, '+' or stray spaces: the RDNs are the comma-separated parts, as parse_dn would find
-        # them, and a hundred times faster (one call per user)
-        parts = dn.split(",")
-        below = parts[1 : len(parts) - (base.count(",") + 1)] if base else parts[1:]
-        return [value for attribute, _, value in (p.partition("=") for p in reversed(below)) if attribute.lower() == "ou"]
-    rdns = parse_dn(dn)
-    below = rdns[1 : len(rdns) - len(parse_dn(base))] if base else rdns[1:]
-    return [unescape_rdn_value(value) for attr, value, _ in reversed(below) if attr.lower() == "ou"]
-
-
-_RDN_ESCAPE = re.compile(r"\\(?:([0-9A-Fa-f]{2})|(.))")
-
-
-def unescape_rdn_value(value: str) -> str:
-    r"""RFC 4514 unescaping (ldap3 parses DNs but keeps the escapes): 'A\,B' → 'A,B', '\2A' → '*'.
-
-    Hex escapes are UTF-8 bytes, several in a row may form one character, so work on bytes.
-    """
-    out = bytearray()
-    position = 0
-    for match in _RDN_ESCAPE.finditer(value):
-        out += value[position : match.start()].encode()
-        out += bytes([int(match.group(1), 16)]) if match.group(1) else match.group(2).encode()
-        position = match.end()
-    out += value[position:].encode()
-    return out.decode("utf-8", errors="replace")
 
 
 def _group_parents(groups: dict[str, DirectoryGroup]) -> dict[str, set[str]]:

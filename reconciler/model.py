@@ -8,75 +8,13 @@ and a new directory kind or store only has to produce or accept these.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .changes import CHANGE_KINDS
+from .dn import normalise_dn  # noqa: F401  (DNs are reconciler.dn's; re-exported for the importers of model)
 
 # ───────────────────────────── directory read ─────────────────────────────
-
-
-def normalise_dn(dn: str) -> str:
-    """A DN in the form used as a dictionary key: RDNs trimmed, case folded,
-    escapes canonical (RFC 4514 minimal escaping).
-
-    LDAP compares DNs case-insensitively for the attribute types used in
-    directories (cn, ou, dc); two spellings of one DN must meet in set algebra,
-    so `CN=R&D \\2A`, `cn=R&D *` and `CN = R&D *` are one key.
-    """
-    if _PLAIN_DN.match(dn):  # nothing to unescape, trim or reorder: the common case, kept fast for big reads
-        return dn.lower()
-    from ldap3.utils.dn import parse_dn
-
-    for strip in (False, True):  # strict first: stripping would eat an escaped trailing space
-        try:
-            avas = parse_dn(dn, escape=False, strip=strip)
-            break
-        except Exception:
-            continue
-    else:  # a DN ldap3 cannot parse is compared as written
-        return dn.strip().lower()
-    rdns: list[str] = []
-    rdn: list[str] = []
-    for attribute_type, value, separator in avas:
-        rdn.append(f"{attribute_type.strip().lower()}={_escape_dn_value(_unescape_dn_value(value)).lower()}")
-        if separator != "+":
-            rdns.append("+".join(sorted(rdn)))  # a multi-valued RDN is a set
-            rdn = []
-    return ",".join(rdns)
-
-
-# RDNs `type=value` whose values need no escaping and have no spaces at either end.
-_PLAIN_VALUE = r'[^\\+",=<>;#\s](?:[^\\+",=<>;#]*[^\\+",=<>;#\s])?'
-_PLAIN_DN = re.compile(rf"[A-Za-z][A-Za-z0-9-]*={_PLAIN_VALUE}(?:,[A-Za-z][A-Za-z0-9-]*={_PLAIN_VALUE})*\Z")
-_DN_HEX_PAIR = re.compile(r"\\([0-9A-Fa-f]{2})|\\(.)", re.DOTALL)
-
-
-def _unescape_dn_value(value: str) -> str:
-    if value.startswith("#"):  # BER-encoded value: compared as its hex text
-        return value
-    # Hex pairs are bytes of UTF-8 (several make one character); `\\c` is c itself.
-    raw = bytearray()
-    position = 0
-    for match in _DN_HEX_PAIR.finditer(value):
-        raw += value[position : match.start()].encode("utf-8")
-        raw += bytes([int(match.group(1), 16)]) if match.group(1) else match.group(2).encode("utf-8")
-        position = match.end()
-    raw += value[position:].encode("utf-8")
-    return raw.decode("utf-8", errors="surrogateescape")
-
-
-def _escape_dn_value(value: str) -> str:
-    if value.startswith("#") and re.fullmatch(r"#[0-9A-Fa-f]+", value):
-        return value
-    last = len(value) - 1
-    return "".join(
-        "\\00" if c == "\x00"
-        else "\\" + c if c in '"+,;<>\\' or (i == 0 and c in " #") or (i == last and c == " ")
-        else c
-        for i, c in enumerate(value)
-    )
 
 
 @dataclass(slots=True, frozen=True)

@@ -12,6 +12,7 @@ import re
 import uuid
 from typing import Iterable, Mapping, Sequence
 
+from ..dn import first_rdn_value
 from ..errors import DirectoryError
 from ..model import DirectoryEntry, DirectoryGroup
 from ..policy.model import AttributeMapping as PolicyMapping, Directory, DisabledRule
@@ -189,7 +190,7 @@ def make_group(directory: Directory, dn: str, attributes: RawAttributes, members
     lowered = lower_keys(attributes)
     schema = directory.schema
     names = lowered.get(schema.group_name.lower(), ())
-    name = value_text(schema.group_name, names[0]) if names else _first_rdn_value(dn)
+    name = value_text(schema.group_name, names[0]) if names else first_rdn_value(dn)
     return DirectoryGroup(
         directory=directory.name,
         dn=dn,
@@ -197,12 +198,3 @@ def make_group(directory: Directory, dn: str, attributes: RawAttributes, members
         name=name,
         members=frozenset(members),
     )
-
-
-def _first_rdn_value(dn: str) -> str:
-    from ldap3.utils.dn import parse_dn
-
-    try:
-        return parse_dn(dn, escape=False, strip=True)[0][1]
-    except Exception:
-        return dn

@@ -46,7 +46,7 @@ from ldap3.strategy.mockSync import MockSyncStrategy
 from ldap3.utils.ciDict import CaseInsensitiveDict
 from ldap3.utils.conv import ldap_escape_to_bytes
 
-from ..model import normalise_dn
+from ..dn import normalise_dn
 from .membership import MEMBER_OF, Membership, member_dn
 
 BITWISE_AND = "1.2.840.113556.1.4.803"

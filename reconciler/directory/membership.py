@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from typing import Iterable, Mapping, Sequence
 
-from ..model import normalise_dn
+from ..dn import normalise_dn
 
 MEMBER_OF = "memberof"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from hypothesis import given, settings, strategies as st
 from ldap3.utils.dn import parse_dn
 
-from reconciler.desired import ou_path, unescape_rdn_value
+from reconciler.dn import ou_path, unescape_value as unescape_rdn_value
 
 attribute_types = st.sampled_from(["ou", "OU", "Ou", "cn", "uid", "dc", "o"])
 plain_values = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,12}[A-Za-z0-9]", fullmatch=True)

@@ -22,8 +22,9 @@ from typing import Iterator
 
 from ldap3.utils.conv import escape_filter_chars
 
+from ...dn import normalise_dn
 from ...errors import DirectoryError
-from ...model import DirectoryEntry, DirectoryGroup, DirectoryRead, OutOfScope, normalise_dn
+from ...model import DirectoryEntry, DirectoryGroup, DirectoryRead, OutOfScope
 from ...policy.model import Directory
 from ..entries import EntryBuilder, lower_keys, make_group, template_attributes
 from ..membership import MEMBER_OF, Membership, member_dn

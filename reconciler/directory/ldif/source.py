@@ -11,8 +11,9 @@ not an empty result: a typo must never read as "everyone left".
 """
 from __future__ import annotations
 
+from ...dn import normalise_dn
 from ...errors import DirectoryError
-from ...model import DirectoryEntry, DirectoryGroup, DirectoryRead, OutOfScope, normalise_dn
+from ...model import DirectoryEntry, DirectoryGroup, DirectoryRead, OutOfScope
 from ...policy.model import Directory
 from ..entries import make_entry, make_group, template_attributes
 from ..filters import InvalidFilter, SnapshotSearch
