@@ -5,8 +5,9 @@ its SQLite and PostgreSQL engines, and `scim/`) whose class satisfies `Store`,
 plus one line in `STORES`. The packages have the same face:
 
 - `store.py`: the class satisfying `Store`;
-- `apply.py`: how each change is written, a handler per (kind, action) in a
-  `HANDLERS` table that covers every row of `reconciler.changes.CHANGE_KINDS`
+- `apply.py`: how each change is written: a `rules.StoreRules` subclass that
+  answers the rules' lookups in this store and holds a handler per (kind,
+  action) in `HANDLERS`, covering every row of `reconciler.changes.CHANGE_KINDS`
   (tests/unit/test_changes.py checks it);
 - the rest is the store's own (tables and rows, HTTP and resources...).
 
@@ -19,9 +20,10 @@ A store must:
   whenever that content changes (`common.fingerprint` of the content, at least);
 - `apply()` a list of changes as one unit: verify inside the unit that the
   fingerprint is still the one the plan was made against (else `StalePlan`
-  with `common.STALE_MESSAGE`); run the store rules (`rules.py`) on the whole
-  plan and its own checks against the store before writing anything, refusing with
-  "cannot apply <kind> <action> <key>: <reason>; nothing was changed (...)";
+  with `common.STALE_MESSAGE`); check the whole plan with the store rules
+  (`StoreRules.run`: every change's shape first, then each against the store)
+  before writing anything, refusing with "cannot apply <kind> <action> <key>:
+  <reason>; nothing was changed (...)";
   change only managed objects (or adopt), and record the apply in its history,
   a failure as "failed: ..." (`failures_recorded`);
 - `lock()` so two applies never overlap (a held lock raises `LockHeld`, naming the

@@ -1,9 +1,10 @@
-"""Plan changes as SCIM operations: every change is first run on an in-memory model of the store.
+"""Plan changes as SCIM requests: every change is first run on an in-memory model of the store.
 
-The model applies the SQLite store's rules (a create of an existing key, an
-update of an unmanaged user, a team delete that still has users... are
-refused), so a plan that cannot apply is refused before the first request
-(`ChangeRefused`). Each change becomes a `Step`: its operations, requests to
+The model answers the store rules' lookups (`..rules`: a create of an existing
+key, an update of an unmanaged user, a team delete that still has users... are
+refused, with the SQL store's messages), and adds SCIM's own (attributes with
+no place in a SCIM User, a manager who is no user), so a plan that cannot
+apply is refused before the first request (`ChangeRefused`). Each change becomes a `Step`: its operations, requests to
 the server and notes for the side file, which execute.py carries out.
 
 A user's groups on the server are always its team plus its memberships: each
@@ -13,13 +14,13 @@ halfway leaves the user in a group, not in none).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ...model import Change
-from ..sql.rows import ChangeRejected, membership_parts, team_columns, user_columns
-from .mapping import MANAGER, MappingError, check_attributes
+from ..rules import ChangeRejected, Checked, StoreRules
+from .mapping import MANAGER, UNMANAGED_PREFIX, MappingError, check_attributes
 from .view import Snapshot
 
 SCIM_FIELDS = ("email", "display_name", "attributes", "status")  # the user fields that live on the server
@@ -64,8 +65,14 @@ class _Team:
     managed: bool
 
 
-class Planner:
+class RequestPlanner(StoreRules[_User]):
+    """Turns a plan's changes into the `Step`s of requests and notes, on a model of the store read at apply."""
+
+    unmanaged_key = f"{UNMANAGED_PREFIX}<id>"
+    rejections = (ChangeRejected, MappingError)
+
     def __init__(self, snapshot: Snapshot):
+        super().__init__()
         state = snapshot.state
         self.users = {
             k: _User(u.email, u.team, set(u.memberships), tuple(str(l) for l in u.links), u.managed,
@@ -77,62 +84,38 @@ class Planner:
         for key, user in state.users.items():
             for team in {user.team, *user.memberships} - {None}:
                 self.members.setdefault(team, set()).add(key)  # type: ignore[arg-type]
-        self.parent_checks: list[tuple[Change, str]] = []
-        self.deleted_teams: list[Change] = []
         self.link_changes: dict[str, Change] = {}  # user key -> the change that last set its links
         self.manager_changes: dict[str, Change] = {}  # user key -> the change that last set its manager
 
     def plan(self, changes: Sequence[Change]) -> list[Step]:
-        steps = [Step(change, self._guarded(change, lambda c=change: self._plan(c))) for change in changes]
-        for change, parent in self.parent_checks:
-            self._guarded(change, lambda p=parent: self._require_team(p, "parent team"))
-        for change in self.deleted_teams:
-            self._guarded(change, lambda c=change: self._require_no_children(c.key))
+        return [Step(change, ops) for change, ops in zip(changes, self.run(changes))]
+
+    def finish(self) -> None:
+        self.check_teams()
         self._check_links()
         self._check_managers()
-        return steps
 
-    @staticmethod
-    def _guarded(change: Change, step: Callable[[], Any]) -> Any:
-        try:
-            return step()
-        except (ChangeRejected, MappingError) as rejected:
-            reason = rejected.reason if isinstance(rejected, ChangeRejected) else str(rejected)
-            raise ChangeRefused(change, reason) from None
+    def refused(self, change: Change, reason: str) -> Exception:
+        return ChangeRefused(change, reason)
 
-    def _plan(self, change: Change) -> list[Op]:
-        handler = HANDLERS.get((change.kind, change.action))
-        if handler is None:
-            raise ChangeRejected("this store does not know that kind of change")
-        return handler(self, change)
+    # ── lookups, on the model ──
 
-    # ── lookups ──
-
-    def _managed_user(self, key: str) -> _User:
+    def find_user(self, key: str) -> tuple[_User, bool] | None:
         user = self.users.get(key)
-        if user is None:
-            raise ChangeRejected(f"user {key} is not in the store")
-        if not user.managed:
-            raise ChangeRejected(
-                f"user {key} was created in the application and is not managed; only adopt may change it")
-        return user
+        return None if user is None else (user, user.managed)
 
-    def _require_team(self, key: str | None, what: str = "team") -> None:
-        if key is not None and key not in self.teams:
-            raise ChangeRejected(f"{what} {key} does not exist")
-
-    def _managed_team(self, key: str) -> _Team:
+    def team_managed(self, key: str) -> bool | None:
         team = self.teams.get(key)
-        if team is None:
-            raise ChangeRejected(f"team {key} is not in the store")
-        if not team.managed:
-            raise ChangeRejected(f"team {key} was created in the application and is not managed")
-        return team
+        return None if team is None else team.managed
 
-    def _require_no_children(self, key: str) -> None:
-        children = sorted(k for k, t in self.teams.items() if t.parent == key)
-        if children:
-            raise ChangeRejected(f"team {children[0]} still has it as its parent")
+    def team_holders(self, key: str) -> int:
+        return sum(1 for u in self.users.values() if u.team == key)
+
+    def first_child(self, key: str) -> str | None:
+        return min((k for k, t in self.teams.items() if t.parent == key), default=None)
+
+    def is_member(self, user: _User, team: str) -> bool:
+        return team in user.memberships
 
     # ── group membership follows team and memberships ──
 
@@ -159,153 +142,122 @@ class Planner:
     # ── users ──
 
     @staticmethod
-    def _server_fields(after: dict[str, Any]) -> dict[str, Any]:
-        fields = {name: after[name] for name in SCIM_FIELDS if name in after}
-        if "attributes" in fields:
-            check_attributes(fields["attributes"])
-        return fields
+    def _server_fields(fields: dict[str, Any]) -> dict[str, Any]:
+        server = {name: fields[name] for name in SCIM_FIELDS if name in fields}
+        if "attributes" in server:
+            check_attributes(server["attributes"])
+        return server
 
-    def _set_user_fields(self, key: str, change: Change, after: dict[str, Any]) -> None:
-        user = self.users[key]
-        if "email" in after:
-            user.email = after["email"]
-        if "attributes" in after:
-            user.manager = after["attributes"].get(MANAGER) or None
+    def _set_user_fields(self, key: str, checked: Checked) -> None:
+        user, fields = self.users[key], checked.fields
+        if "email" in fields:
+            user.email = fields["email"]
+        if "attributes" in fields:
+            user.manager = fields["attributes"].get(MANAGER) or None
             if user.manager:
-                self.manager_changes[key] = change
+                self.manager_changes[key] = checked.change
             else:
                 self.manager_changes.pop(key, None)
-        if "links" in after:
-            user.links = tuple(sorted(set(after["links"])))
-            self.link_changes[key] = change
+        if "links" in fields:
+            user.links = tuple(str(link) for link in fields["links"])  # distinct and sorted by the rules
+            self.link_changes[key] = checked.change
 
-    def _create_user(self, change: Change) -> list[Op]:
-        columns, _ = user_columns(change.after or {}, "create")
-        if change.key in self.users:
-            raise ChangeRejected(f"a user with key {change.key} already exists")
-        self._require_team(columns["team_key"])
-        after = dict(change.after or {})
-        fields = self._server_fields(after)
-        self.users[change.key] = _User(after["email"], columns["team_key"], set(), (), True)
-        self._set_user_fields(change.key, change, after)
-        return [Op("create_user", change.key, fields=fields), self._note(change.key),
-                *self._sync(change.key, {columns["team_key"]})]
+    def _create_user(self, checked: Checked) -> list[Op]:
+        self.new_user(checked.key)
+        team = checked.fields["team"]
+        self.require_team(team)
+        server = self._server_fields(checked.fields)
+        self.users[checked.key] = _User(checked.fields["email"], team, set(), (), True)
+        self._set_user_fields(checked.key, checked)
+        return [Op("create_user", checked.key, fields=server), self._note(checked.key),
+                *self._sync(checked.key, {team})]
 
-    def _adopt_user(self, change: Change) -> list[Op]:
-        old_key = (change.before or {}).get("key")
-        if not isinstance(old_key, str):
-            raise ChangeRejected('before must name the user to adopt as {"key": "scim:<id>", ...}')
-        columns, _ = user_columns(change.after or {}, "adopt")
-        user = self.users.get(old_key)
-        if user is None:
-            raise ChangeRejected(f"the user to adopt, {old_key}, is not in the store")
-        if user.managed:
-            raise ChangeRejected(f"the user to adopt, {old_key}, is already managed")
-        if change.key != old_key and change.key in self.users:
-            raise ChangeRejected(f"a user with key {change.key} already exists")
-        self._require_team(columns["team_key"])
-        after = dict(change.after or {})
-        fields = self._server_fields(after)
+    def _adopt_user(self, checked: Checked) -> list[Op]:
+        user, old_key, team = self.adoptable(checked), checked.adopt_from, checked.fields["team"]
+        self.require_team(team)
+        server = self._server_fields(checked.fields)
         del self.users[old_key]
         for members in self.members.values():
             if old_key in members:
                 members.discard(old_key)
-                members.add(change.key)
-        user.managed, user.team = True, columns["team_key"]
-        self.users[change.key] = user
-        self._set_user_fields(change.key, change, after)
-        return [Op("update_user", change.key, fields=fields, adopt_from=old_key), self._note(change.key),
-                *self._sync(change.key, {columns["team_key"]})]
+                members.add(checked.key)
+        user.managed, user.team = True, team
+        self.users[checked.key] = user
+        self._set_user_fields(checked.key, checked)
+        return [Op("update_user", checked.key, fields=server, adopt_from=old_key), self._note(checked.key),
+                *self._sync(checked.key, {team})]
 
-    def _change_user(self, change: Change) -> list[Op]:
+    def _change_user(self, checked: Checked) -> list[Op]:
         """update, move, reactivate, deactivate: set the fields `after` names."""
-        user = self._managed_user(change.key)
-        columns, links = user_columns(change.after or {}, change.action)
-        if not columns and links is None:
-            raise ChangeRejected("after names no field to change")
-        after = dict(change.after or {})
-        fields = self._server_fields(after)
-        ops: list[Op] = [Op("update_user", change.key, fields=fields)] if fields else []
-        self._set_user_fields(change.key, change, after)
-        if "team_key" in columns:
-            self._require_team(columns["team_key"])
-            old_team, user.team = user.team, columns["team_key"]
-            ops += self._sync(change.key, {old_team, user.team})
-        if "team_key" in columns or links is not None:
-            ops.append(self._note(change.key))
+        user = self.managed_user(checked.key)
+        server = self._server_fields(checked.fields)
+        ops: list[Op] = [Op("update_user", checked.key, fields=server)] if server else []
+        self._set_user_fields(checked.key, checked)
+        if "team" in checked.fields:
+            self.require_team(checked.fields["team"])
+            old_team, user.team = user.team, checked.fields["team"]
+            ops += self._sync(checked.key, {old_team, user.team})
+        if "team" in checked.fields or "links" in checked.fields:
+            ops.append(self._note(checked.key))
         return ops
 
-    def _delete_user(self, change: Change) -> list[Op]:
-        user = self._managed_user(change.key)
-        ops = [Op("remove_member", change.key, team=t)
-               for t, members in sorted(self.members.items()) if change.key in members]
+    def _delete_user(self, checked: Checked) -> list[Op]:
+        key = checked.key
+        self.managed_user(key)
+        ops = [Op("remove_member", key, team=t) for t, members in sorted(self.members.items()) if key in members]
         for members in self.members.values():
-            members.discard(change.key)
-        del self.users[change.key]
-        del user
-        self.link_changes.pop(change.key, None)
-        self.manager_changes.pop(change.key, None)
-        return [*ops, Op("delete_user", change.key), Op("forget_user", change.key)]
+            members.discard(key)
+        del self.users[key]
+        self.link_changes.pop(key, None)
+        self.manager_changes.pop(key, None)
+        return [*ops, Op("delete_user", key), Op("forget_user", key)]
 
     # ── memberships ──
 
-    def _add_membership(self, change: Change) -> list[Op]:
-        user_key, team_key = membership_parts(change)
-        user = self._managed_user(user_key)
-        self._require_team(team_key)
-        if team_key in user.memberships:
-            raise ChangeRejected(f"user {user_key} is already a member of team {team_key}")
-        user.memberships.add(team_key)
-        return self._sync(user_key, {team_key})
+    def _add_membership(self, checked: Checked) -> list[Op]:
+        assert checked.user is not None and checked.team is not None
+        self.membership_to_add(checked).memberships.add(checked.team)
+        return self._sync(checked.user, {checked.team})
 
-    def _remove_membership(self, change: Change) -> list[Op]:
-        user_key, team_key = membership_parts(change)
-        user = self._managed_user(user_key)
-        if team_key not in user.memberships:
-            raise ChangeRejected(f"user {user_key} is not a member of team {team_key}")
-        user.memberships.discard(team_key)
-        return self._sync(user_key, {team_key})
+    def _remove_membership(self, checked: Checked) -> list[Op]:
+        assert checked.user is not None and checked.team is not None
+        self.membership_to_remove(checked).memberships.discard(checked.team)
+        return self._sync(checked.user, {checked.team})
 
     # ── teams ──
 
-    def _create_team(self, change: Change) -> list[Op]:
-        columns = team_columns(change.after, "create")
-        if change.key in self.teams:
-            raise ChangeRejected(f"a team with key {change.key} already exists")
-        parent = columns.get("parent_key")
-        self.teams[change.key] = _Team(parent, True)
-        self.members[change.key] = set()
-        if parent is not None:
-            self.parent_checks.append((change, parent))  # the parent may be created later in this plan
-        return [Op("create_group", change.key, fields={"name": columns["name"]}),
-                Op("note_team", change.key, parent=parent)]
+    def _create_team(self, checked: Checked) -> list[Op]:
+        self.new_team(checked)
+        parent = checked.fields.get("parent")
+        self.teams[checked.key] = _Team(parent, True)
+        self.members[checked.key] = set()
+        return [Op("create_group", checked.key, fields={"name": checked.fields["name"]}),
+                Op("note_team", checked.key, parent=parent)]
 
-    def _update_team(self, change: Change) -> list[Op]:
-        columns = team_columns(change.after, "update")
-        if not columns:
-            raise ChangeRejected("after names no field to change")
-        team = self._managed_team(change.key)
+    def _update_team(self, checked: Checked) -> list[Op]:
+        self.managed_team(checked.key)
+        team = self.teams[checked.key]
         ops = []
-        if "name" in columns:
-            ops.append(Op("rename_group", change.key, fields={"name": columns["name"]}))
-        if "parent_key" in columns:
-            team.parent = columns["parent_key"]
-            if team.parent is not None:
-                self.parent_checks.append((change, team.parent))
-            ops.append(Op("note_team", change.key, parent=team.parent))
+        if "name" in checked.fields:
+            ops.append(Op("rename_group", checked.key, fields={"name": checked.fields["name"]}))
+        if "parent" in checked.fields:
+            team.parent = checked.fields["parent"]
+            self.parent_named(checked)
+            ops.append(Op("note_team", checked.key, parent=team.parent))
         return ops
 
-    def _delete_team(self, change: Change) -> list[Op]:
-        self._managed_team(change.key)
-        holders = [k for k, u in self.users.items() if u.team == change.key]
-        if holders:
-            raise ChangeRejected(f"{len(holders)} user(s) still have it as their team; move them first")
+    def _delete_team(self, checked: Checked) -> list[Op]:
+        self.deletable_team(checked)
         for user in self.users.values():
-            user.memberships.discard(change.key)
-        del self.teams[change.key]
-        self.members.pop(change.key, None)
-        self.deleted_teams.append(change)
-        return [Op("delete_group", change.key), Op("forget_team", change.key)]
+            user.memberships.discard(checked.key)
+        del self.teams[checked.key]
+        self.members.pop(checked.key, None)
+        return [Op("delete_group", checked.key), Op("forget_team", checked.key)]
+
+    HANDLERS = {("team", "create"): _create_team, ("team", "update"): _update_team, ("team", "delete"): _delete_team,
+                ("user", "create"): _create_user, ("user", "adopt"): _adopt_user, ("user", "delete"): _delete_user,
+                **dict.fromkeys([("user", a) for a in ("reactivate", "update", "move", "deactivate")], _change_user),
+                ("membership", "add"): _add_membership, ("membership", "remove"): _remove_membership}
 
     # ── checks over the whole plan ──
 
@@ -316,8 +268,7 @@ class Planner:
                 continue
             for link in user.links:
                 if link in owners and key in self.link_changes:
-                    self._guarded(self.link_changes[key], lambda l=link, o=owners[link]: _reject(
-                        f"link {l} already belongs to user {o}"))
+                    self.guarded(self.link_changes[key], lambda l=link, o=owners[link]: _reject(self.link_taken(l, o)))
                 owners.setdefault(link, key)
 
     def _check_managers(self) -> None:
@@ -325,29 +276,16 @@ class Planner:
         for key, change in sorted(self.manager_changes.items()):
             manager = self.users[key].manager
             if manager and manager.lower() not in emails:
-                self._guarded(change, lambda m=manager: _reject(
+                self.guarded(change, lambda m=manager: _reject(ChangeRejected(
                     f"attribute manager is {m!r}, which is not the email of any user in the SCIM store; "
-                    "map manager to the manager's email address"))
+                    "map manager to the manager's email address")))
 
 
-def _reject(reason: str) -> None:
-    raise ChangeRejected(reason)
+def _reject(rejection: ChangeRejected) -> None:
+    raise rejection
 
 
-HANDLERS: dict[tuple[str, str], Callable[[Planner, Change], list[Op]]] = {
-    ("team", "create"): Planner._create_team,
-    ("team", "update"): Planner._update_team,
-    ("user", "create"): Planner._create_user,
-    ("user", "adopt"): Planner._adopt_user,
-    ("user", "reactivate"): Planner._change_user,
-    ("user", "update"): Planner._change_user,
-    ("user", "move"): Planner._change_user,
-    ("membership", "add"): Planner._add_membership,
-    ("membership", "remove"): Planner._remove_membership,
-    ("user", "deactivate"): Planner._change_user,
-    ("user", "delete"): Planner._delete_user,
-    ("team", "delete"): Planner._delete_team,
-}
+HANDLERS = RequestPlanner.HANDLERS  # the table tests/unit/test_changes.py holds against reconciler.changes
 
 
 class ChangeRefused(Exception):
@@ -359,4 +297,4 @@ class ChangeRefused(Exception):
 
 
 def plan_operations(snapshot: Snapshot, changes: Sequence[Change]) -> list[Step]:
-    return Planner(snapshot).plan(changes)
+    return RequestPlanner(snapshot).plan(changes)

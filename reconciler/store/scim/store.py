@@ -10,6 +10,7 @@ from ...model import Change, StoreState
 from ...policy.model import SecretRef
 from ...policy.model import StoreConfig
 from ..common import DEFAULT_LOCK_TTL, STALE_MESSAGE, ApplyRecord, Clock, LockInfo, failures_recorded, iso, summarise, utc_now
+from ..rules import refusal
 from .apply import ChangeRefused, plan_operations
 from .client import ScimClient, ScimHttpError, ScimUrlError, check_base_url
 from .execute import ApplyStopped, Executor
@@ -104,7 +105,7 @@ class ScimStore:
             steps = plan_operations(snapshot, changes)
         except ChangeRefused as refused:
             raise StoreError(
-                f"cannot apply {refused.change.kind} {refused.change.action} {refused.change.key}: {refused.reason}; "
+                f"{refusal(refused.change, refused.reason)}; "
                 "nothing was changed (the whole plan was checked before the first request)",
                 Location(self.where),
             ) from None

@@ -8,5 +8,6 @@ applying, the apply lock, history, in portable SQL); an engine module
 subclasses it with the connection, how a write transaction starts and how its
 driver's errors read. The tables: schema.py (migrations) and
 docs/store-schema.md. Rows to store values and back: rows.py. Writing the
-changes: apply.py.
+changes: apply.py, after the store rules (`..rules`) have checked them all;
+the tables' constraints stay as a backstop behind the rules.
 """

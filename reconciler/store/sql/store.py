@@ -302,7 +302,7 @@ class SqlStore:
                 self._check_lock(tx)
                 if self._read_state(tx).fingerprint != expected_fingerprint:
                     raise StalePlan(STALE_MESSAGE)
-                ChangeWriter(tx, iso(self.clock()), self.where).apply_all(changes)
+                ChangeWriter(tx, iso(self.clock()), self.where).run(changes)
                 return self._insert_history(tx, self._finished(record, "applied"))
 
     def record(self, record: ApplyRecord) -> ApplyRecord:
