@@ -10,7 +10,7 @@ notes say what was actually done.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ...model import Change
@@ -128,22 +128,30 @@ class Executor:
             del self.user_ids[old_key]
             self.user_ids[op.key] = user_id
 
-    def _write_user(self, user_id: str, resource: dict[str, Any], values: dict[str, Any], what: str) -> None:
+    def _write(self, path: str, operations: list[dict] | None, body: Callable[[], dict[str, Any]],
+               what: str) -> dict[str, Any] | None:
+        """PATCH the operations (none: nothing to send) while the server takes PATCH, else PUT the body.
+
+        Returns None after a PATCH, else what the PUT answered (the body sent, when the answer is empty).
+        A PATCH answered 501 (announced but not implemented) switches to PUT for the rest of the apply.
+        """
         if self.patch:
-            operations = patch_operations(resource, values)
-            if operations:
-                try:
-                    self.client.patch(f"Users/{user_id}", operations, what.format(verb="PATCH"))
-                except ScimHttpError as error:
-                    if error.status != 501:
-                        raise
-                    self.patch = False  # announced but not implemented: PUT from now on
-                    return self._write_user(user_id, resource, values, what)
-            updated = set_paths(resource, values)
-        else:
-            body = {k: v for k, v in set_paths(resource, values).items() if k != "meta"}
-            updated = self.client.put(f"Users/{user_id}", body, what.format(verb="PUT")) or body
-        self.remember_user_resource(user_id, updated)
+            try:
+                if operations:
+                    self.client.patch(path, operations, what.format(verb="PATCH"))
+                return None
+            except ScimHttpError as error:
+                if error.status != 501:
+                    raise
+                self.patch = False
+        sent = body()
+        return self.client.put(path, sent, what.format(verb="PUT")) or sent
+
+    def _write_user(self, user_id: str, resource: dict[str, Any], values: dict[str, Any], what: str) -> None:
+        operations = patch_operations(resource, values) if self.patch else None
+        put = self._write(f"Users/{user_id}", operations,
+                          lambda: {k: v for k, v in set_paths(resource, values).items() if k != "meta"}, what)
+        self.remember_user_resource(user_id, set_paths(resource, values) if put is None else put)
 
     def remember_user_resource(self, user_id: str, resource: dict[str, Any]) -> None:
         """A user's resource as last written, so the next PATCH or PUT starts from it."""
@@ -212,20 +220,12 @@ class Executor:
     def _write_group(self, group_id: str, operations: list[dict], members: set[str], what: str,
                      display_name: str | None = None) -> None:
         resource = self.group_resources[group_id]
-        if self.patch:
-            try:
-                self.client.patch(f"Groups/{group_id}", operations, what.format(verb="PATCH"))
-            except ScimHttpError as error:
-                if error.status != 501:
-                    raise
-                self.patch = False  # announced but not implemented: PUT from now on
-                return self._write_group(group_id, operations, members, what, display_name)
+        updated = self._write(f"Groups/{group_id}", operations,
+                              lambda: group_with_members(resource, members, display_name), what)
+        if updated is None:  # patched
             updated = dict(resource)
             if display_name is not None:
                 updated["displayName"] = display_name
-        else:
-            body = group_with_members(resource, members, display_name)
-            updated = self.client.put(f"Groups/{group_id}", body, what.format(verb="PUT")) or body
         self.group_resources[group_id] = {**updated, "id": group_id}
         self.group_members[group_id] = set(members)
 

@@ -203,17 +203,23 @@ def user_values(
 
 
 @dataclass(frozen=True)
-class ScimUser:
-    """What the reconciler reads from one SCIM User."""
+class ScimResource:
+    """What the reconciler reads from any SCIM resource it keeps."""
 
     id: str
     external_id: str | None
+    version: str  # meta.version, else meta.lastModified (version_of)
+    resource: dict[str, Any]  # as read
+
+
+@dataclass(frozen=True)
+class ScimUser(ScimResource):
+    """What the reconciler reads from one SCIM User."""
+
     email: str
     display_name: str
     attributes: dict[str, str]  # by mapped name; manager still as the SCIM id it holds
     active: bool
-    version: str
-    resource: dict[str, Any]
 
     @property
     def managed(self) -> bool:
@@ -273,13 +279,9 @@ def new_user_resource(key: str, fields: Mapping[str, Any], manager_id: str | Non
 
 
 @dataclass(frozen=True)
-class ScimGroup:
-    id: str
-    external_id: str | None
+class ScimGroup(ScimResource):
     display_name: str
     members: frozenset[str]  # SCIM ids of the members that are not groups
-    version: str
-    resource: dict[str, Any]
 
     @property
     def managed(self) -> bool:
