@@ -5,13 +5,20 @@ lists its direct members, and a member's `memberOf` lists its direct groups
 (AD keeps both; OpenLDAP only with the memberof overlay). Either side alone is
 enough to build the graph, so both are merged. Nesting is followed to any depth;
 a cycle (A contains B contains A, harmless in AD) ends the walk instead of looping.
+
+`Membership` is the graph a source builds while reading; `group_parents` and
+`transitive_groups` walk the groups of a finished `DirectoryRead` upwards (a
+user's groups through nesting, for group-teams placement).
 """
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from typing import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from ..dn import normalise_dn
+
+if TYPE_CHECKING:
+    from ..model import DirectoryGroup
 
 MEMBER_OF = "memberof"
 
@@ -99,3 +106,21 @@ def reachable(start: str, edges: Mapping[str, set[str]]) -> frozenset[str]:
         seen.add(node)
         queue.extend(edges.get(node, ()))
     return frozenset(seen)
+
+
+def group_parents(groups: Mapping[str, DirectoryGroup]) -> dict[str, set[str]]:
+    """Group -> the groups of `groups` that list it as a direct member (keys are normalised DNs)."""
+    parents: dict[str, set[str]] = defaultdict(set)
+    for dn, group in groups.items():
+        for member in group.members:
+            if member in groups:
+                parents[member].add(dn)
+    return parents
+
+
+def transitive_groups(direct: frozenset[str], parents: Mapping[str, set[str]]) -> set[str]:
+    """The direct groups and every group above them; cycle-safe."""
+    found = set(direct)
+    for group in direct:
+        found |= reachable(group, parents)
+    return found

@@ -1,7 +1,9 @@
 """Desired state: who is imported, with which email, where they are placed, and why others are not."""
 from dataclasses import replace
 
-from reconciler.desired import build_desired_state, ou_path, render_template
+from reconciler.desired import build_desired_state
+from reconciler.desired.templates import render_template
+from reconciler.dn import ou_path
 from reconciler.policy.model import Identity, Placement, Template, UserScope
 from tests.factories import BASE, directory, group, person, policy, read
 

@@ -1,0 +1,36 @@
+"""Desired state: what the store should hold, from the policy and the directory reads.
+
+Pure function of its inputs: no I/O, no store. Every entry read gets a verdict
+(imported, ignored, disabled) with a reason, which is what preview and explain show.
+
+The stages, one module each, in the order `build_desired_state` runs them:
+
+- `scope`: per entry, whether it is in scope (enabled, with an email, listed under
+  `manual:` in manual mode); every entry left out gets its verdict here;
+- `merge`: one person per email: the same email twice in one directory is a
+  conflict, across directories the entries merge (`identity.precedence` names the
+  winner) unless `identity.merge_by_email` is false;
+- `placement`: each person's team (target group, OU path below the search base,
+  root) and, in group-teams mode, a team per group it is in through nesting;
+- `users`: the `DesiredUser` of each person and the verdict of every entry imported.
+
+`templates` renders the mapping's templates (email, display name, attributes).
+"""
+from __future__ import annotations
+
+from ..model import DesiredState, DirectoryRead
+from ..policy.model import Policy
+from .merge import one_person_per_email
+from .placement import Placement
+from .scope import Verdicts, in_scope
+from .users import desired_users
+
+
+def build_desired_state(policy: Policy, reads: list[DirectoryRead]) -> DesiredState:
+    by_name = {r.directory: r for r in reads}
+    verdicts = Verdicts()
+    placement = Placement(policy, by_name)
+    people = one_person_per_email(policy, in_scope(policy, by_name, verdicts), verdicts)
+    users = desired_users(people, placement, verdicts)
+    return DesiredState(users=dict(sorted(users.items())), teams=dict(sorted(placement.teams.items())),
+                        verdicts=verdicts.ordered(policy.precedence), directories=verdicts.counts(policy, by_name))

@@ -1,0 +1,47 @@
+"""Stage 2: one person per email.
+
+The same email twice in one directory is a conflict, and neither entry is
+imported. Across directories the entries are one person, ordered by
+`identity.precedence` (the first one's attributes win), unless
+`identity.merge_by_email` is false, which makes that a conflict too.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from ..policy.model import Policy
+from .scope import Candidate, Verdicts
+
+
+def one_person_per_email(policy: Policy, candidates: list[Candidate], verdicts: Verdicts) -> list[list[Candidate]]:
+    """The people, by email: each a list of candidates, the winner first."""
+    by_email: dict[str, list[Candidate]] = defaultdict(list)
+    for c in candidates:
+        by_email[c.email].append(c)
+    rank = {name: i for i, name in enumerate(policy.precedence)}
+    people: list[list[Candidate]] = []
+    for email in sorted(by_email):
+        group = by_email[email]
+        if len(group) == 1:  # the usual person: one entry, nothing to clash or merge with
+            people.append(group)
+            continue
+        per_directory: dict[str, list[Candidate]] = defaultdict(list)
+        for c in group:
+            per_directory[c.directory.name].append(c)
+        clashing = {d for d, cs in per_directory.items() if len(cs) > 1}
+        for d in sorted(clashing):
+            for c in per_directory[d]:
+                others = "; ".join(o.entry.dn for o in per_directory[d] if o is not c)
+                verdicts.add(c.entry, email, "ignored", f"conflict: {email} is also the email of {others} in {d}; neither is imported")
+        usable = [c for c in group if c.directory.name not in clashing]
+        if not usable:
+            continue
+        usable.sort(key=lambda c: rank[c.directory.name])
+        if len(usable) > 1 and not policy.identity.merge_by_email:
+            for c in usable:
+                others = ", ".join(o.directory.name for o in usable if o is not c)
+                verdicts.add(c.entry, email, "ignored",
+                             f"conflict: {email} is also used in {others} and identity.merge_by_email is false")
+            continue
+        people.append(usable)
+    return people

@@ -1,0 +1,74 @@
+"""Stage 3: each person's team, and the teams that exist because someone is placed in them.
+
+By `placement.mode`: target-group puts everyone in one team; ou-teams in the team
+of the entry's OU path below its search base (every ancestor team created too);
+group-teams in the root, plus a team per directory group the person is in,
+directly or through nested groups; manual and any other mode in the root.
+"""
+from __future__ import annotations
+
+from ..directory.membership import group_parents, transitive_groups
+from ..dn import ou_path
+from ..model import DesiredTeam, DirectoryRead
+from ..policy.model import Policy
+from .scope import Candidate
+
+
+def team_key(path: list[str]) -> str:
+    """Team keys are '/'-joined paths; a '/' inside a name is escaped so paths stay unambiguous."""
+    return "/".join(p.replace("\\", "\\\\").replace("/", "\\/") for p in path)
+
+
+class Placement:
+    """Places people; `teams` collects every team placed into, keyed by team key."""
+
+    def __init__(self, policy: Policy, reads: dict[str, DirectoryRead]):
+        self.policy = policy
+        self.reads = reads
+        self.teams: dict[str, DesiredTeam] = {}
+        self.group_parents = {name: group_parents(r.groups) for name, r in reads.items()}
+        self.team_keys: dict[tuple[str, ...], str] = {}  # placement path -> team key, once added
+        self.rules: dict[tuple[tuple[str, ...], str], str] = {}  # (OU path, base) -> its rule text, built once
+
+    def add_team(self, path: list[str]) -> str:
+        known = self.team_keys.get(tuple(path))  # a dozen OU paths shared by 100,000 users
+        if known is not None:
+            return known
+        for depth in range(1, len(path) + 1):
+            key = team_key(path[:depth])
+            if key not in self.teams:
+                parent = team_key(path[: depth - 1]) if depth > 1 else None
+                self.teams[key] = DesiredTeam(key, path[depth - 1], parent)
+        key = self.team_keys[tuple(path)] = team_key(path)
+        return key
+
+    def place(self, winner: Candidate) -> tuple[str, str]:
+        """(team key, the rule that placed them there, as explain shows it)."""
+        placement = self.policy.placement
+        if placement.mode == "target-group":
+            return self.add_team([placement.target_group or placement.root]), f"target-group: every user goes to {placement.target_group}"
+        if placement.mode == "ou-teams":
+            ous = ou_path(winner.entry.dn, winner.entry.search_base)
+            rule = self.rules.get((tuple(ous), winner.entry.search_base))
+            if rule is None:  # one string per OU path, not one per user
+                rule = f"ou-teams: OU path {'/'.join(ous) or '(none)'} below {winner.entry.search_base}"
+                self.rules[(tuple(ous), winner.entry.search_base)] = rule
+            return self.add_team([placement.root, *ous]), rule
+        return self.add_team([placement.root]), f"{placement.mode}: every user goes to {placement.root}"
+
+    def group_teams(self, person: list[Candidate]) -> frozenset[str]:
+        """group-teams: a team per group any of the person's entries is in, through nesting too."""
+        if self.policy.placement.mode != "group-teams":
+            return frozenset()
+        keys: set[str] = set()
+        root = team_key([self.policy.placement.root])
+        for c in person:
+            read = self.reads[c.directory.name]
+            for group_dn in transitive_groups(c.entry.groups, self.group_parents[c.directory.name]):
+                group = read.groups.get(group_dn)
+                if group is None:
+                    continue
+                key = f"group:{group.anchor}"
+                self.teams.setdefault(key, DesiredTeam(key, group.name, root))
+                keys.add(key)
+        return frozenset(keys)

@@ -1,0 +1,79 @@
+"""Stage 1, per entry: in scope and with an email? And the verdicts every entry read ends with."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..dn import normalise_dn
+from ..model import DirectoryEntry, DirectoryRead, EntryVerdict
+from ..policy.model import Directory, Policy
+from .templates import email_of
+
+
+@dataclass(slots=True)
+class Candidate:
+    """An entry that passed stage 1, with the email it will be known by and the template that produced it."""
+
+    entry: DirectoryEntry
+    directory: Directory
+    email: str
+    email_rule: str
+
+
+class Verdicts:
+    """The verdict (imported, ignored, disabled) and reason of every entry read, as the stages reach them."""
+
+    def __init__(self) -> None:
+        self.items: list[EntryVerdict] = []
+
+    def add(self, entry: DirectoryEntry, email: str | None, verdict: str, reason: str, user_key: str | None = None):
+        self.items.append(
+            EntryVerdict(entry.directory, entry.dn, entry.anchor, entry.account_name, email, verdict, reason, user_key)  # type: ignore[arg-type]
+        )
+
+    def ordered(self, precedence: tuple[str, ...]) -> list[EntryVerdict]:
+        """The verdicts by directory (in `identity.precedence` order), then by DN."""
+        rank = {name: position for position, name in enumerate(precedence)}
+        self.items.sort(key=lambda v: (rank[v.directory], normalise_dn(v.dn)))
+        return self.items
+
+    def counts(self, policy: Policy, reads: dict[str, DirectoryRead]) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        for d in policy.directories:
+            read = reads[d.name]
+            counts[d.name] = {"read": read.entries_read, "in_scope": len(read.users),
+                              "imported": 0, "ignored": 0, "disabled": 0}
+        for v in self.items:
+            counts[v.directory][v.verdict] += 1
+        return counts
+
+
+def in_scope(policy: Policy, reads: dict[str, DirectoryRead], verdicts: Verdicts) -> list[Candidate]:
+    """The entries that go on to stage 2; every other entry read (out of scope, disabled, without an
+    email, not listed under manual:) gets its verdict here."""
+    manual = {m.strip().lower() for m in policy.manual}
+    manual_dns = {normalise_dn(m) for m in policy.manual if "=" in m}
+    found: list[Candidate] = []
+    for directory in policy.directories:
+        read = reads[directory.name]
+        for gone in read.out_of_scope:
+            verdicts.items.append(
+                EntryVerdict(gone.directory, gone.dn, gone.anchor, None, None, "ignored", gone.reason)
+            )
+        for entry in read.users:
+            email, rule = email_of(directory.mapping, entry)
+            if entry.disabled and not directory.users.include_disabled:
+                verdicts.add(entry, email, "disabled", f"disabled in {directory.name}")
+            elif email is None:
+                tried = ", ".join(t.text for t in directory.mapping.email)
+                verdicts.add(entry, None, "ignored", f"no email: none of {tried} yields a value")
+            elif policy.placement.mode == "manual" and not listed(entry, email, manual, manual_dns):
+                verdicts.add(entry, email, "ignored", "not listed under manual:")
+            else:
+                found.append(Candidate(entry, directory, email, rule or ""))
+    return found
+
+
+def listed(entry: DirectoryEntry, email: str, manual: set[str], manual_dns: set[str]) -> bool:
+    """Whether `manual:` names the entry, by email, account name or DN."""
+    names = {email, (entry.account_name or "").lower()}
+    return bool(names & manual) or normalise_dn(entry.dn) in manual_dns

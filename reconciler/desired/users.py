@@ -1,0 +1,48 @@
+"""The desired users: one per person, from the winning entry, and the verdict of every entry imported."""
+from __future__ import annotations
+
+from ..model import DesiredUser, Link
+from .placement import Placement
+from .scope import Candidate, Verdicts
+from .templates import render_template
+
+
+def desired_users(people: list[list[Candidate]], placement: Placement, verdicts: Verdicts) -> dict[str, DesiredUser]:
+    users: dict[str, DesiredUser] = {}
+    reasons: dict[tuple[str, str], str] = {}  # (directory, email rule) -> the imported verdict's reason
+    for person in people:
+        winner = person[0]
+        entry, directory = winner.entry, winner.directory
+        key = f"{directory.name}:{entry.anchor}"
+        team, rule = placement.place(winner)
+        display = render_template(directory.mapping.display_name, entry) or entry.account_name or winner.email
+        attributes = tuple(
+            (name, value)
+            for name, template in directory.mapping.attributes
+            if (value := render_template(template, entry)) is not None
+        )
+        users[key] = DesiredUser(
+            key=key,
+            email=winner.email,
+            display_name=display,
+            attributes=attributes,
+            team=team,
+            memberships=placement.group_teams(person),
+            links=(Link(directory.name, entry.anchor),) if len(person) == 1 else
+                  tuple(sorted((Link(c.directory.name, c.entry.anchor) for c in person), key=str)),
+            source=directory.name,
+            dn=entry.dn,
+            account_name=entry.account_name,
+            placed_by=rule,
+        )
+        for c in person:
+            if c is winner:
+                reason = reasons.get((c.directory.name, c.email_rule))
+                if reason is None:  # shared by everyone imported by the same rule
+                    reason = reasons[(c.directory.name, c.email_rule)] = \
+                        f"in scope of {c.directory.name}; email from {c.email_rule}"
+            else:
+                reason = (f"in scope of {c.directory.name}; email from {c.email_rule}; merged by email with "
+                          f"{winner.directory.name}, whose attributes win")
+            verdicts.add(c.entry, c.email, "imported", reason, key)
+    return users
