@@ -16,9 +16,15 @@ for value against ldap3 in tests/unit/test_lean_decoder.py.
 `install(connection)` swaps the class of the connection's sync strategy for
 one that uses this decoder and frames messages from one growing buffer
 (ldap3's own framing copies the rest of its buffer after every message).
+
+Swapping the class and overriding ldap3's private `_get_response` ties this
+module to the ldap3 releases it is tested with (`TESTED_LDAP3`, and the pin in
+pyproject.toml): `install` refuses any other release with one DirectoryError
+rather than risk decoding its messages wrongly.
 """
 from __future__ import annotations
 
+import ldap3
 from ldap3.strategy.base import RESPONSE_COMPLETE, SESSION_TERMINATED_BY_SERVER, TRANSACTION_ERROR
 from ldap3.strategy.sync import SyncStrategy
 from ldap3.core.exceptions import (
@@ -26,6 +32,11 @@ from ldap3.core.exceptions import (
 )
 from ldap3.utils.asn1 import decode_message_fast
 
+from ...errors import DirectoryError
+
+# The ldap3 releases this module was checked against (tests/unit/test_lean_decoder.py, the live tests);
+# pyproject.toml pins ldap3 to the same. Another release is a new test run first, then a line here.
+TESTED_LDAP3 = ("2.9.1",)
 SEARCH_RESULT_ENTRY = 0x64  # [APPLICATION 4], constructed
 RECEIVE_SIZE = 1 << 16
 
@@ -228,7 +239,21 @@ class LeanSyncStrategy(SyncStrategy):
 
 
 
+def require_tested_ldap3() -> None:
+    """Raises DirectoryError unless the installed ldap3 is one this module is tested with."""
+    found = getattr(ldap3, "__version__", "of unknown version")
+    if found not in TESTED_LDAP3:
+        raise DirectoryError(
+            f"ldap3 {found} is installed, but the live directory reader is tested with ldap3 "
+            f"{' and '.join(TESTED_LDAP3)} only (it replaces ldap3's private response decoding, which another "
+            f"release may change)",
+            advice=f"install a tested release: pip install 'ldap3=={TESTED_LDAP3[-1]}'",
+        )
+
+
 def install(connection) -> None:
-    """Makes a (not yet opened or already opened) ldap3 SYNC connection decode entries leanly."""
+    """Makes a (not yet opened or already opened) ldap3 SYNC connection decode entries leanly, with a
+    tested ldap3 only (DirectoryError otherwise)."""
+    require_tested_ldap3()
     if type(connection.strategy) is SyncStrategy:
         connection.strategy.__class__ = LeanSyncStrategy
