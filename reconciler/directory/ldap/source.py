@@ -13,7 +13,7 @@ What the flavours do differently:
 
 A read returning no users is returned as such (`entries_read == 0`): whether
 that is an alarm depends on what the store holds from this directory, which the
-plan stage knows (`plan.build.guard_empty_reads`), not this one.
+plan stage knows (`plan.make.guard_empty_reads`), not this one.
 """
 from __future__ import annotations
 
