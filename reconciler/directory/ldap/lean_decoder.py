@@ -247,7 +247,7 @@ def require_tested_ldap3() -> None:
             f"ldap3 {found} is installed, but the live directory reader is tested with ldap3 "
             f"{' and '.join(TESTED_LDAP3)} only (it replaces ldap3's private response decoding, which another "
             f"release may change)",
-            advice=f"install a tested release: pip install 'ldap3=={TESTED_LDAP3[-1]}'",
+            advice=f"Install a tested release: pip install 'ldap3=={TESTED_LDAP3[-1]}'",
         )
 
 
