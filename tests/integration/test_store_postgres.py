@@ -367,7 +367,8 @@ def test_a_live_session_past_its_ttl_keeps_the_lock_and_the_refusal_says_how_to_
             with successor.lock("ci@next"):
                 pass
         pid = backend_pid(slow)
-        assert str(raised.value) == (
+        assert str(raised.value) == "refused, nothing changed: " + raised.value.message
+        assert raised.value.message == (
             "store is locked by ci@slow since 2026-11-21T09:00:00Z; that apply has run past its 60 s lock TTL but "
             f"its database session (server process {pid}) is still connected, so it may still be writing; "
             f"if it hangs, end it with SELECT pg_terminate_backend({pid})"
