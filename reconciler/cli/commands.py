@@ -92,6 +92,7 @@ def apply(
 ) -> None:
     """Apply a fresh plan (asks on a terminal unless --auto-approve) or a saved one."""
     from ..apply import apply_plan, confirm_or_refuse, held_to_review, plan_key, verified_saved_plan
+    from ..plan.document import plan_digest
     from ..pipeline import plan_policy
     from ..render import renderer
     from ..store import open_store
@@ -110,7 +111,10 @@ def apply(
                                  "which needs the policy before the merge", param_hint="--reviewed")
     if plan_file is not None:
         loaded, the_plan = verified_saved_plan(plan_file, policy, load, key=plan_key())
-        typer.echo(renderer("text", color=_stdout_is_terminal()).render(the_plan), nl=False)
+        # the plan was shown and reviewed when it was saved: one line now, not every change again
+        summary = ", ".join(f"{n} {k.replace('.', ' ')}" for k, n in the_plan.summary.items()) or "no changes"
+        typer.echo(f"{plan_file} is what the policy, the directories and the store produce now "
+                   f"(plan digest {plan_digest(the_plan)}): {summary}.")
     else:
         loaded = load(policy)  # type: ignore[arg-type]
         the_plan = plan_policy(loaded).plan
