@@ -58,8 +58,8 @@ UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageE
 def main(argv: list[str] | None = None) -> None:
     # The collector policy of every command, decided here once: a plan builds millions of long-lived
     # objects and next to no reference cycles, and CPython's cycle collector would rescan them again
-    # and again as they pile up (a third of a 100,000-user plan's time; bench/README.md). Reference
-    # counting still frees everything; a command is one short process.
+    # and again as they pile up (what that cost: bench/README.md). Reference counting still frees
+    # everything; a command is one short process.
     gc.disable()
     command = typer.main.get_command(app)
     try:
