@@ -14,7 +14,7 @@ from ldap3.core.exceptions import LDAPCommunicationError, LDAPException
 from ...errors import ReconcilerError
 from ...policy.model import Directory
 from .. import CheckStep
-from .connect import ConnectFailed, bind, is_encrypted, open_endpoint
+from .connect import ConnectFailed, bind, close_quietly, is_encrypted, open_endpoint
 from .paged import client_side_cause, result_cause
 from .probe import Endpoint, ProbeFailed, parse_url, resolve, tcp, tls_handshake
 
@@ -29,13 +29,13 @@ def check_directory(directory: Directory) -> list[CheckStep]:
         if connection is not None and bound is None:
             bound = connection
         elif connection is not None:
-            _close(connection)
+            close_quietly(connection)
     if bound is None:
         return steps
     try:
         steps.extend(_check_reads(directory, bound))
     finally:
-        _close(bound)
+        close_quietly(bound)
     return steps
 
 
@@ -72,7 +72,7 @@ def _check_bind(directory: Directory, endpoint: Endpoint, steps: list[CheckStep]
     try:
         bind(directory, endpoint, connection)
     except (ConnectFailed, ReconcilerError) as failure:  # ReconcilerError: the password's ${VAR} is not set
-        _close(connection)
+        close_quietly(connection)
         steps.append(CheckStep(name, False, getattr(failure, "detail", None) or str(failure)))
         return None
     who = directory.bind.user if directory.bind and directory.bind.user else "anonymous"
@@ -120,8 +120,3 @@ def _entries(connection) -> list:
     return [r for r in connection.response or () if r.get("type") == "searchResEntry"]
 
 
-def _close(connection) -> None:
-    try:
-        connection.unbind()
-    except Exception:  # a broken connection has nothing left to close
-        pass

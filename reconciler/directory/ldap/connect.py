@@ -128,7 +128,7 @@ def open_endpoint(directory: Directory, endpoint: Endpoint) -> Connection:
         if uses_start_tls(directory, endpoint):
             connection.start_tls()
     except LDAPException as error:
-        _close(connection)
+        close_quietly(connection)
         raise _diagnose(directory, endpoint, error) from None
     return connection
 
@@ -218,7 +218,7 @@ def ensure_md4() -> None:
                                     "install pycryptodome (pip install pycryptodome)", try_next=False) from None
 
 
-def _close(connection: Connection) -> None:
+def close_quietly(connection: Connection) -> None:
     try:
         connection.unbind()
     except Exception:  # already broken: nothing left to close cleanly
@@ -240,7 +240,7 @@ def connect(directory: Directory) -> tuple[Connection, Endpoint]:
         try:
             bind(directory, endpoint, connection)
         except ConnectFailed as failure:
-            _close(connection)
+            close_quietly(connection)
             failures.append(f"{endpoint.url}: {failure.detail}")
             if failure.try_next:
                 continue

@@ -27,12 +27,12 @@ from ...errors import DirectoryError
 from ...model import DirectoryEntry, DirectoryGroup, DirectoryRead, OutOfScope
 from ...policy.model import Directory
 from ..entries import EntryBuilder, lower_keys, make_group, template_attributes
+from ..filters import IN_CHAIN  # LDAP_MATCHING_RULE_IN_CHAIN: transitive membership, evaluated by AD
 from ..membership import MEMBER_OF, Membership, member_dn
 from .connect import connect
 from .read_ahead import read_ahead
 from .paged import RawEntry, Search, client_side_cause, complete_ranges, paged_search, result_cause
 
-IN_CHAIN = "1.2.840.113556.1.4.1941"  # LDAP_MATCHING_RULE_IN_CHAIN: transitive membership, evaluated by AD
 
 
 def in_chain_filter(user_filter: str, group_dns: tuple[str, ...]) -> str:

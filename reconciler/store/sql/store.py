@@ -190,7 +190,7 @@ class SqlStore:
 
     def _read_state(self, tx: Tx) -> StoreState:
         links: dict[int, list[Link]] = defaultdict(list)
-        # rows streamed from the cursor, not fetched whole: at 100,000 users each list is tens of megabytes
+        # rows streamed from the cursor, not fetched whole: each whole list would be large (bench/README.md: "store read")
         for user_id, directory, anchor in tx.execute("SELECT user_id, directory, anchor FROM user_links"):
             links[user_id].append(Link(directory, anchor))
         memberships: dict[int, list[str]] = defaultdict(list)
