@@ -223,7 +223,7 @@ class LimitCheck:
     noun: str  # "deactivations"
     planned: int
     allowed: int | None  # None: the policy sets no limit
-    rule: str  # how `allowed` is reached: "10% (28 of 288 managed users)"
+    rule: str  # how `allowed` is reached: "10% (28 of 288 active users)"
 
     @property
     def ok(self) -> bool:
@@ -260,7 +260,7 @@ class Plan:
     directories: dict[str, dict[str, int]]
     changes: list[Change]  # in apply order (sort_changes)
     ignored: list[EntryVerdict]  # entries read but not imported, with the reason
-    managed_users: int  # the population safety percentages are taken of
+    managed_users: int  # active managed users: the population safety percentages are taken of
     generated_at: str = ""  # ISO 8601 UTC; the only field that differs between identical runs
     safety: tuple[LimitCheck, ...] = ()  # every limit the policy sets, held against this plan
     review: Review | None = None  # with --base-policy: what the reviewer approves

@@ -38,7 +38,7 @@ def make_plan(policy: Policy, desired: DesiredState, store: StoreState) -> Plan:
         directories=desired.directories,
         changes=result.changes,
         ignored=ignored,
-        managed_users=sum(1 for u in store.users.values() if u.managed),
+        managed_users=sum(1 for u in store.users.values() if u.managed and u.status == "active"),
         generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
     plan.safety = checks(plan.summary, plan.managed_users, policy.safety)

@@ -39,7 +39,7 @@ def verify_saved(saved: Plan, fresh: Plan, source: str) -> None:
         raise StalePlan("plan is stale: the store changed since the plan was made; run plan again")
     differences: list[str] = []
     if saved.managed_users != fresh.managed_users:
-        differences.append(f"it says the store manages {saved.managed_users} users, the store manages {fresh.managed_users}")
+        differences.append(f"it says the store has {saved.managed_users} active managed users, the store has {fresh.managed_users}")
     claimed = {_claim(c) for c in saved.changes}
     produced = {_claim(c) for c in fresh.changes}
     extra = sorted(claimed - produced, key=repr)

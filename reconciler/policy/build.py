@@ -164,8 +164,8 @@ class PolicyBuilder:
 
     def safety(self, safety: dict) -> Safety:
         limits = {key: self.limit(value) for key, value in safety.items() if key.startswith("max_")}
-        return Safety(**limits, **({"review_margin": self.review_margin(safety["review_margin"])}
-                                   if "review_margin" in safety else {}))
+        return Safety(**limits, **given(safety, "min_limit"),
+                      **({"review_margin": self.review_margin(safety["review_margin"])} if "review_margin" in safety else {}))
 
     @staticmethod
     def review_margin(value) -> ReviewMargin:

@@ -212,6 +212,7 @@ class Safety:
     max_deactivations: Limit = Limit(count=50, percent=10.0)
     max_deletions: Limit = Limit(count=50, percent=10.0)
     review_margin: ReviewMargin = ReviewMargin()
+    min_limit: int = 2  # a percentage limit never allows fewer (small stores): see plan/safety.py
 
 
 @dataclass(frozen=True)

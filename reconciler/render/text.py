@@ -27,7 +27,7 @@ class TextRenderer:
         console = Console(file=buffer, force_terminal=self.color, no_color=not self.color,
                           width=self.width, highlight=False, soft_wrap=True)
         console.print(f"[bold]Plan[/] for {escape(plan.policy_path)} (store: {plan.store_kind}, "
-                      f"{plan.managed_users} managed users)")
+                      f"{plan.managed_users} active managed users)")
         table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
         for column in ("directory", "read", "in scope", "imported", "ignored", "disabled"):
             table.add_column(column, justify="left" if column == "directory" else "right")

@@ -110,7 +110,7 @@ def test_over_the_limit_the_plan_is_shown_but_apply_refuses_and_force_needs_a_re
     assert shown.code == 0 and "29 user deactivate" in shown.out
     refused = synced.run("apply", "policy.yaml", "--auto-approve")
     assert refused.code == 3
-    assert "29 deactivations is over the limit of 10% (28 of 288 managed users) (safety.max_deactivations)" in refused.err
+    assert "29 deactivations is over the limit of 10% (28 of 288 active users) (safety.max_deactivations)" in refused.err
     assert synced.sql("SELECT count(*) FROM users WHERE status = 'deactivated'") == [(0,)]
     [refusal, *_] = json.loads(synced.run("history", "policy.yaml", "--format", "json").out)
     assert refusal["outcome"].startswith("refused: 29 deactivations is over the limit")
@@ -136,7 +136,7 @@ def test_a_small_store_gets_no_exemption_and_an_empty_read_never_wipes_it(compan
     # a narrowing that leaves some: 8 of 13 would go, over 10% (1 of 13)
     company.set_policy("(department=Nobody)", "(!(department=Engineering))")
     refused = company.run("apply", "policy.yaml", "--auto-approve")
-    assert refused.code == 3 and "of 13 managed users" in refused.err
+    assert refused.code == 3 and "of 13 active users" in refused.err
     assert company.sql("SELECT count(*) FROM users WHERE status = 'deactivated'") == [(0,)]
 
 

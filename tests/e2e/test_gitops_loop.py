@@ -179,7 +179,7 @@ def test_a_plan_over_a_safety_limit_turns_the_check_red_and_still_comments(synce
     before, after = repo.merge(number)
     refused = repo.run_apply(before, after)
     assert not refused.ok and refused.step("apply").outputs["exit-code"] == "3"
-    assert "is over the limit of 10% (28 of 288 managed users)" in refused.log
+    assert "is over the limit of 10% (28 of 288 active users)" in refused.log
     assert repo.statuses() == before_store
     assert repo.history()[-1]["outcome"].startswith("refused: ")
 

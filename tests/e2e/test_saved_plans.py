@@ -242,7 +242,7 @@ def test_the_plan_carries_its_safety_verdict_and_detailed_exitcode_says_3(synced
     [check] = [c for c in plan["safety"] if c["limit"] == "max_deactivations"]
     deactivations = len(changes(plan, "deactivate"))
     assert check == {"limit": "max_deactivations", "noun": "deactivations", "planned": deactivations, "allowed": 28,
-                     "rule": "10% (28 of 288 managed users)", "ok": False}
+                     "rule": "10% (28 of 288 active users)", "ok": False}
     assert plan["refused"] is True and deactivations > 28
     assert synced.run("plan", "policy.yaml", "--detailed-exitcode").code == 3
     text = synced.run("plan", "policy.yaml").out
