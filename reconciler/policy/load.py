@@ -4,6 +4,21 @@ ruamel.yaml's round-trip loader keeps the line and column of every key and
 value, so every later problem can be reported as FILE:LINE:COL. `Locator`
 turns a path in the document (('directories', 'corp', 'urls', 0)) into such
 a `Location`.
+
+Limits, checked before anything walks the document (a policy is a few KB and a
+few hundred nodes; these are far above any real one, and far below what hurts):
+
+- MAX_BYTES (1 MiB): a larger file is refused before it is parsed.
+- MAX_NODES (100,000): the document's nodes, counting every alias as a full copy
+  of what it names (as every later walk and the schema check would see it), are
+  counted while composing; the first node that takes the count past the limit is
+  refused at its position. This stops an alias bomb (nested lists of aliases,
+  each level multiplying the one below) after reading a few hundred bytes, while
+  ordinary anchors and aliases (`&defaults` ... `<<: *defaults`) keep working.
+- An alias used inside the node it names (a recursive structure) is refused.
+- MAX_DEPTH (64): deeper nesting is refused instead of exhausting the stack.
+
+Each refusal is one `FILE:LINE:COL: ...` problem (the size: `FILE: ...`).
 """
 from __future__ import annotations
 
@@ -12,10 +27,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml.composer import Composer
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent
 from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 
 from ..errors import Location, Problem, ReconcilerError
+
+MAX_BYTES = 1024 * 1024  # a policy is a few KB
+MAX_NODES = 100_000  # nodes with every alias counted as a copy; a policy has a few hundred
+MAX_DEPTH = 64  # nesting; a policy nests about 5 deep
 
 PathKey = str | int
 DocPath = tuple[PathKey, ...]
@@ -53,17 +74,66 @@ def read_document(path: str | os.PathLike) -> Document:
     file = os.fspath(path)
     try:
         with open(file, "rb") as handle:
-            raw = handle.read()
+            raw = handle.read(MAX_BYTES + 1)  # never more: the size limit holds for pipes and devices too
     except FileNotFoundError:
         raise ReconcilerError(f"{file}: policy file not found; check the path") from None
     except IsADirectoryError:
         raise ReconcilerError(f"{file}: is a folder, not a policy file") from None
     except OSError as error:
         raise ReconcilerError(f"{file}: cannot read the policy file: {error.strerror}") from None
+    if len(raw) > MAX_BYTES:
+        raise ReconcilerError(_too_large(file))
     return parse_document(file, raw)
 
 
+def _too_large(file: str) -> str:
+    return (f"{file}: the policy file is larger than {MAX_BYTES // (1024 * 1024)} MiB, the most a policy may be "
+            f"(a policy is a few KB); check that this is the policy file")
+
+
+class LimitExceeded(MarkedYAMLError):
+    """The document passes a limit of the module docstring; reported at its position, without 'invalid YAML'."""
+
+
+class _CountingComposer(Composer):
+    """ruamel's composer, counting nodes as they are composed with every alias as a full copy of what it
+    names (memoised per node, so counting is linear in what is written), and the nesting depth."""
+
+    def __init__(self, loader: Any = None) -> None:
+        super().__init__(loader=loader)
+        self._sizes: dict[int, int] = {}  # id(node) -> its expanded size, for every finished node
+        self._nesting = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.parser.check_event(AliasEvent):
+            mark = self.parser.peek_event().start_mark
+            node = super().compose_node(parent, index)
+            if id(node) not in self._sizes:
+                raise LimitExceeded(None, None, "an alias is used inside the node it names (a recursive structure); "
+                                    "a policy cannot be recursive", mark)
+            return node
+        mark = self.parser.peek_event().start_mark
+        self._nesting += 1
+        if self._nesting > MAX_DEPTH:
+            raise LimitExceeded(None, None, f"nested more than {MAX_DEPTH} levels deep; a policy nests a few levels", mark)
+        node = super().compose_node(parent, index)
+        self._nesting -= 1
+        if isinstance(node, SequenceNode):
+            size = 1 + sum(self._sizes[id(item)] for item in node.value)
+        elif isinstance(node, MappingNode):
+            size = 1 + sum(self._sizes[id(key)] + self._sizes[id(value)] for key, value in node.value)
+        else:
+            size = 1
+        if size > MAX_NODES:
+            raise LimitExceeded(None, None, f"the document has more than {MAX_NODES:,} values when its aliases are "
+                                f"expanded (a policy has a few hundred); use fewer aliases", mark)
+        self._sizes[id(node)] = size
+        return node
+
+
 def parse_document(file: str, raw: bytes) -> Document:
+    if len(raw) > MAX_BYTES:
+        return Document(file, raw, None, (Problem(Location(file), "", _too_large(file)[len(file) + 2:]),))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -74,11 +144,17 @@ def parse_document(file: str, raw: bytes) -> Document:
     try:
         # Duplicate keys are found on the node tree, which keeps them all; the
         # loader below then keeps the first value so the rest can still be checked.
-        problems.extend(_duplicate_keys(file, YAML(typ="rt").compose(text)))
+        # The counting composer enforces the limits before anything walks the tree.
+        composer = YAML(typ="rt")
+        composer.Composer = _CountingComposer
+        problems.extend(_duplicate_keys(file, composer.compose(text)))
         loader = YAML(typ="rt")
         loader.allow_duplicate_keys = True
         loader.preserve_quotes = True
         data = loader.load(text)
+    except LimitExceeded as error:
+        mark = error.problem_mark
+        return Document(file, raw, None, (Problem(Location(file, mark.line + 1, mark.column + 1), "", error.problem),))
     except MarkedYAMLError as error:
         return Document(file, raw, None, (_syntax_problem(file, error),))
     except YAMLError as error:  # no position known
