@@ -101,8 +101,11 @@ def _unfolded(lines: Iterable[bytes | str], source: str) -> Iterator[tuple[int, 
     """
     pending: tuple[int, str] | None = None
     in_comment = False
+    number, ended = 0, True
     for number, raw in enumerate(lines, start=1):
-        line = _decode_line(raw, source, number).rstrip("\r\n")
+        line = _decode_line(raw, source, number)
+        ended = line.endswith(("\n", "\r"))
+        line = line.rstrip("\r\n")
         if number == 1:
             line = line.removeprefix("\ufeff")  # Windows tools (ldifde, editors) may start UTF-8 with a BOM
         if line.startswith(" "):
@@ -123,6 +126,12 @@ def _unfolded(lines: Iterable[bytes | str], source: str) -> Iterator[tuple[int, 
             yield number, None
         else:
             pending = (number, line)
+    if not ended:
+        # RFC 2849: every line ends with a separator. A last line without one is a file cut off in
+        # the middle of a value ('mail: Rache'), which would otherwise import as a shorter value and
+        # lose the entries after it: refused, not guessed at.
+        _fail(source, number, "the file ends in the middle of a line (no newline after it): the snapshot "
+                              "looks cut off; export it again (every LDIF line ends with a newline, RFC 2849)")
     if pending is not None:
         yield pending
     yield 0, None
