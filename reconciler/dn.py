@@ -27,15 +27,8 @@ def normalise_dn(dn: str) -> str:
     """
     if _PLAIN_DN.match(dn):  # nothing to unescape, trim or reorder: the common case, kept fast for big reads
         return dn.lower()
-    from ldap3.utils.dn import parse_dn
-
-    for strip in (False, True):  # strict first: stripping would eat an escaped trailing space
-        try:
-            avas = parse_dn(dn, escape=False, strip=strip)
-            break
-        except Exception:
-            continue
-    else:  # a DN ldap3 cannot parse is compared as written
+    avas = parse_avas(dn)
+    if avas is None:  # a DN ldap3 cannot parse is compared as written
         return dn.strip().lower()
     rdns: list[str] = []
     rdn: list[str] = []
@@ -45,6 +38,32 @@ def normalise_dn(dn: str) -> str:
             rdns.append("+".join(sorted(rdn)))  # a multi-valued RDN is a set
             rdn = []
     return ",".join(rdns)
+
+
+def parse_avas(dn: str) -> list[tuple[str, str, str]] | None:
+    """The DN's (type, value as written, separator) triples, or None if it does not parse.
+
+    Strict RFC 4514 first; then with spaces around types and values stripped, the
+    LDAPv2 leniency RFC 4514 section 4 allows (`DC =com` from an LDIF line folded
+    with two spaces is `DC=com`): strict first, as stripping would eat an escaped
+    trailing space. Every reader of a DN's parts goes through here, so a DN that
+    one function accepts is never a traceback in another.
+    """
+    from ldap3.utils.dn import parse_dn
+
+    for strip in (False, True):
+        try:
+            avas = parse_dn(dn, escape=False, strip=strip)
+        except Exception:
+            continue
+        if avas and all(attribute.strip() for attribute, _, _ in avas):
+            return [(attribute.strip(), value, separator) for attribute, value, separator in avas]
+    return None
+
+
+def dn_parses(dn: str) -> bool:
+    """Whether the DN is one `parse_avas` can read (plain DNs without the parser)."""
+    return bool(_PLAIN_DN.match(dn)) or parse_avas(dn) is not None
 
 
 def unescape_value(value: str, errors: str = "surrogateescape") -> str:
@@ -89,10 +108,11 @@ def ou_path(dn: str, base: str) -> list[str]:
         parts = dn.split(",")
         below = parts[1 : len(parts) - (base.count(",") + 1)] if base else parts[1:]
         return [value for attribute, _, value in (p.partition("=") for p in reversed(below)) if attribute.lower() == "ou"]
-    from ldap3.utils.dn import parse_dn
-
-    rdns = parse_dn(dn)
-    below = rdns[1 : len(rdns) - len(parse_dn(base))] if base else rdns[1:]
+    rdns = parse_avas(dn)
+    base_rdns = parse_avas(base) if base else []
+    if rdns is None or base_rdns is None:
+        raise ValueError(f"DN {dn!r} does not parse (RFC 4514)")  # sources refuse such DNs before placement
+    below = rdns[1 : len(rdns) - len(base_rdns)] if base else rdns[1:]
     return [unescape_value(value, "replace") for attr, value, _ in reversed(below) if attr.lower() == "ou"]
 
 
