@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from ..dn import normalise_dn
 from ..model import DirectoryEntry, DirectoryRead, EntryVerdict
 from ..policy.model import Directory, Policy
-from .templates import email_of
+from .templates import email_of, email_problem
 
 
 @dataclass(slots=True)
@@ -59,18 +59,42 @@ def in_scope(policy: Policy, reads: dict[str, DirectoryRead], verdicts: Verdicts
             verdicts.items.append(
                 EntryVerdict(gone.directory, gone.dn, gone.anchor, None, None, "ignored", gone.reason)
             )
+        shared = _shared_anchors(read.users)
         for entry in read.users:
             email, rule = email_of(directory.mapping, entry)
-            if entry.disabled and not directory.users.include_disabled:
+            if shared and entry.anchor.lower() in shared:
+                others = "; ".join(o.dn for o in shared[entry.anchor.lower()] if o is not entry)
+                verdicts.add(entry, email, "ignored", f"conflict: the same {directory.schema.anchor} {entry.anchor} "
+                                                      f"as {others} in {directory.name}; neither is imported")
+            elif entry.disabled and not directory.users.include_disabled:
                 verdicts.add(entry, email, "disabled", f"disabled in {directory.name}")
             elif email is None:
                 tried = ", ".join(t.text for t in directory.mapping.email)
                 verdicts.add(entry, None, "ignored", f"no email: none of {tried} yields a value")
+            elif (problem := email_problem(email)) is not None:
+                verdicts.add(entry, None, "ignored", f"email {email!r} is not a valid address: {problem}")
             elif policy.placement.mode == "manual" and not listed(entry, email, manual, manual_dns):
                 verdicts.add(entry, email, "ignored", "not listed under manual:")
             else:
                 found.append(Candidate(entry, directory, email, rule or ""))
     return found
+
+
+def _shared_anchors(entries: list[DirectoryEntry]) -> dict[str, list[DirectoryEntry]]:
+    """The entries of one read that share an anchor, by lower-cased anchor; usually none.
+
+    Users are keyed by anchor: two entries with one anchor would be one user, the
+    second silently replacing the first. Like the same email twice in one
+    directory (`merge`), that is a conflict and neither is imported.
+    """
+    seen: dict[str, DirectoryEntry] = {}
+    shared: dict[str, list[DirectoryEntry]] = {}
+    for entry in entries:
+        key = entry.anchor.lower()
+        first = seen.setdefault(key, entry)
+        if first is not entry:
+            shared.setdefault(key, [first]).append(entry)
+    return shared
 
 
 def listed(entry: DirectoryEntry, email: str, manual: set[str], manual_dns: set[str]) -> bool:

@@ -34,3 +34,53 @@ def email_of(mapping: AttributeMapping, entry: DirectoryEntry) -> tuple[str | No
         if value:
             return value.lower(), template.text
     return None, None
+
+
+# RFC 5322 atext: the characters a dot-atom may hold besides the dots between atoms.
+_ATEXT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~")
+
+
+def email_problem(address: str) -> str | None:
+    """Why `address` is not a usable email, or None if it is one.
+
+    A practical subset of RFC 5321/5322, what directories hold in `mail`:
+    - exactly one '@';
+    - a local part of 1-64 characters, a dot-atom: RFC 5322 atext characters
+      (letters, digits, ``!#$%&'*+-/=?^_`{|}~``) in atoms separated by single dots,
+      no leading, trailing or double dot (no quoted strings, no comments);
+    - a domain of at least one label separated by dots, each 1-63 characters of
+      letters, digits and '-', not starting or ending with '-' (RFC 5321 LDH labels);
+      letters may be Unicode letters (internationalised domain names as written);
+      no address literals ('[192.0.2.1]');
+    - at most 254 characters in all;
+    - no space or control character anywhere.
+    """
+    for char in address:
+        if char.isspace() or ord(char) < 32 or ord(char) == 127:
+            return f"it contains {'a space' if char == ' ' else 'a control or space character'} ({char!r})"
+    if address.count("@") != 1:
+        return "it needs exactly one '@'" if "@" not in address else "it has more than one '@'"
+    if len(address) > 254:
+        return f"it is {len(address)} characters long; at most 254 are allowed"
+    local, domain = address.split("@")
+    if not local:
+        return "nothing before the '@'"
+    if not domain:
+        return "no domain after the '@'"
+    if len(local) > 64:
+        return f"the part before '@' is {len(local)} characters long; at most 64 are allowed"
+    if local.startswith(".") or local.endswith(".") or ".." in local:
+        return "the part before '@' starts or ends with a dot or has two dots in a row"
+    bad = sorted({c for c in local if c != "." and c not in _ATEXT})
+    if bad:
+        return f"the part before '@' holds {''.join(bad)!r}, not allowed unquoted"
+    for label in domain.split("."):
+        if not label:
+            return f"the domain {domain!r} has an empty label (a leading, trailing or double dot)"
+        if len(label) > 63:
+            return f"the domain label {label[:20]!r}... is longer than 63 characters"
+        if label.startswith("-") or label.endswith("-"):
+            return f"the domain label {label!r} starts or ends with '-'"
+        if not all(c == "-" or c.isalnum() for c in label):
+            return f"the domain label {label!r} holds characters other than letters, digits and '-'"
+    return None
