@@ -8,16 +8,25 @@ in `out_of_scope` with the reason.
 
 A snapshot that does not hold a search base or a member_of group is an error,
 not an empty result: a typo must never read as "everyone left".
+
+Entries that cannot be classified are never dropped silently (`_unreadable`): a
+DN that does not parse refuses the read (where it sits is unknown, so it may be
+a user), and so does an entry without objectClass at or under a users or groups
+search base (no filter can match it, so a user would read as a leaver); one
+without objectClass elsewhere is reported in `out_of_scope` with the reason.
+Text values the mapping reads (templates, account and group names) must be
+UTF-8: a base64 value that is not is an error naming the entry and attribute,
+never imported as its base64 text.
 """
 from __future__ import annotations
 
-from ...dn import normalise_dn
+from ...dn import dn_parses, normalise_dn
 from ...errors import DirectoryError
 from ...model import DirectoryEntry, DirectoryGroup, DirectoryRead, OutOfScope
 from ...policy.model import Directory
-from ..entries import make_entry, make_group, template_attributes
+from ..entries import make_entry, make_group, template_attributes, value_text
 from ..filters import InvalidFilter, SnapshotSearch
-from .parser import Value, read_ldif
+from .parser import BINARY_ATTRIBUTES, LdifRecord, Value, read_ldif
 
 
 class LdifSource:
@@ -43,7 +52,9 @@ class LdifSource:
                     f"directory {directory.name}: member_of group {group} is not in the snapshot {directory.path}; "
                     f"check its spelling (a missing group would put everyone out of scope)"
                 )
+        unclassified = self._unreadable(snapshot)
         users, out_of_scope, entries_read = self._users(snapshot)
+        out_of_scope = sorted([*out_of_scope, *unclassified], key=lambda o: normalise_dn(o.dn))
         return DirectoryRead(
             directory=directory.name,
             users=users,
@@ -58,12 +69,38 @@ class LdifSource:
         # A bulk load allocates millions of small objects and no cycles: the command's entry point runs
         # with the cyclic garbage collector off (reconciler.cli.main), which this loop depends on.
         for record in read_ldif(path, binary_attributes=[schema.anchor] if schema.anchor.lower() == "objectguid" else []):
+            if not dn_parses(record.dn):
+                # Where it sits is unknown, so it may be a user: refused rather than read as a leaver.
+                raise DirectoryError(f"{path}:{record.line}: the DN {record.dn!r} does not parse (RFC 4514); "
+                                     f"the entry cannot be placed, so the snapshot is not read")
+            if "objectclass" not in record.attributes:
+                snapshot.classless.append(record)
             key = snapshot.search.add(record.dn, record.attributes)
             if key is None:
                 first = snapshot.records[normalise_dn(record.dn)][2]
                 raise DirectoryError(f"{path}:{record.line}: entry {record.dn} appears twice (first at line {first})")
             snapshot.records[key] = (record.dn, record.attributes, record.line)
         return snapshot
+
+    def _unreadable(self, snapshot: "_Snapshot") -> list[OutOfScope]:
+        """Entries without objectClass: a refused read under a search base, reported elsewhere."""
+        directory = self.directory
+        bases = [*directory.users.search_bases, *directory.groups.search_bases]
+        keys = [(base, normalise_dn(base)) for base in bases]
+        reported: list[OutOfScope] = []
+        for record in snapshot.classless:
+            key = normalise_dn(record.dn)
+            for base, base_key in keys:
+                if key == base_key or key.endswith("," + base_key):
+                    raise DirectoryError(
+                        f"{directory.path}:{record.line}: entry {record.dn} has no objectClass, so no filter can tell "
+                        f"whether it is a user; it is under the search base {base}, so the snapshot is not read "
+                        f"(it would read as someone having left)")
+            anchors = record.attributes.get(directory.schema.anchor.lower(), [])
+            anchor = value_text(directory.schema.anchor, anchors[0]) if len(anchors) == 1 else ""
+            reported.append(OutOfScope(directory.name, record.dn, anchor,
+                                       "no objectClass: the entry cannot be classified (outside the search bases)"))
+        return reported
 
     def _search(self, snapshot: "_Snapshot", base: str, what: str, ldap_filter: str, scope) -> list[str]:
         try:
@@ -113,10 +150,12 @@ class _Snapshot:
 
     def __init__(self, search: SnapshotSearch):
         self.search = search
+        self.classless: list[LdifRecord] = []  # entries without objectClass, usually none
         self.records: dict[str, tuple[str, dict[str, list[Value]], int]] = {}  # normalised DN -> (dn, attributes, line)
 
     def entry(self, directory: Directory, key: str, base: str, groups, needed: frozenset[str]) -> DirectoryEntry:
         dn, attributes, line = self.records[key]
+        _check_text(directory, dn, attributes, line, (*needed, directory.schema.account_name.lower()))
         try:
             return make_entry(directory, dn, attributes, base, groups, needed)
         except DirectoryError as error:  # point at the entry in the file
@@ -124,7 +163,19 @@ class _Snapshot:
 
     def group(self, directory: Directory, key: str, members) -> DirectoryGroup:
         dn, attributes, line = self.records[key]
+        _check_text(directory, dn, attributes, line, (directory.schema.group_name.lower(),))
         try:
             return make_group(directory, dn, attributes, members)
         except DirectoryError as error:
             raise DirectoryError(f"{directory.path}:{line}: {error.message}") from None
+
+
+def _check_text(directory: Directory, dn: str, attributes: dict[str, list[Value]], line: int, names) -> None:
+    """The parser keeps a base64 value that is not UTF-8 as bytes (an unknown binary attribute is no
+    error); an attribute read as text must not be one, or its base64 would be imported as the text."""
+    for name in names:
+        if name in BINARY_ATTRIBUTES or name == directory.schema.anchor.lower():
+            continue
+        if any(isinstance(value, bytes) for value in attributes.get(name, ())):
+            raise DirectoryError(f"{directory.path}:{line}: entry {dn}: the value of {name} is not UTF-8 text "
+                                 f"(a base64 value that decodes to other bytes); export it as UTF-8")
