@@ -224,14 +224,18 @@ class LimitCheck:
     planned: int
     allowed: int | None  # None: the policy sets no limit
     rule: str  # how `allowed` is reached: "10% (28 of 288 active users)"
+    window_hours: int | None = None  # set: `planned` counts what was applied in this many hours, plus this plan
 
     @property
     def ok(self) -> bool:
         return self.allowed is None or self.planned <= self.allowed
 
     def to_json(self) -> dict[str, Any]:
-        return {"limit": self.limit, "noun": self.noun, "planned": self.planned, "allowed": self.allowed,
+        data = {"limit": self.limit, "noun": self.noun, "planned": self.planned, "allowed": self.allowed,
                 "rule": self.rule, "ok": self.ok}
+        if self.window_hours is not None:
+            data["window_hours"] = self.window_hours
+        return data
 
 
 @dataclass(slots=True, frozen=True)

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from .desired import build_desired_state
 from .directory import read_all
 from .model import DesiredState, Plan, StoreState
 from .plan.make import make_plan
+from .plan.safety import recent_counts
 from .policy.model import Policy, SecretRef
 from .store import Store, open_store
 from .timings import stage
@@ -44,11 +46,12 @@ def plan_policy(policy: Policy, store: Store | None = None) -> Planned:
     try:
         with stage("store_read"):
             state = store.read()
+            recent = recent_counts(store.history(), policy.safety.window_hours, datetime.now(timezone.utc))
     finally:
         if own:
             store.close()
     with stage("diff"):
-        plan = make_plan(policy, desired, state)
+        plan = make_plan(policy, desired, state, recent)
     return Planned(policy, desired, state, plan)
 
 

@@ -26,7 +26,8 @@ def guard_empty_reads(policy: Policy, desired: DesiredState, store: StoreState) 
             )
 
 
-def make_plan(policy: Policy, desired: DesiredState, store: StoreState) -> Plan:
+def make_plan(policy: Policy, desired: DesiredState, store: StoreState, recent: dict[str, int] | None = None) -> Plan:
+    """`recent`: what applies changed within safety.window_hours, per kind.action (plan/safety.py)."""
     guard_empty_reads(policy, desired, store)
     result = diff(policy, desired, store)
     ignored = [v for v in desired.verdicts if v.verdict != "imported"] + result.ignored
@@ -41,5 +42,5 @@ def make_plan(policy: Policy, desired: DesiredState, store: StoreState) -> Plan:
         managed_users=sum(1 for u in store.users.values() if u.managed and u.status == "active"),
         generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
-    plan.safety = checks(plan.summary, plan.managed_users, policy.safety)
+    plan.safety = checks(plan.summary, plan.managed_users, policy.safety, recent)
     return plan

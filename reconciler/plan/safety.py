@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 from ..changes import CHANGE_KINDS, LIMIT_NOUNS
 from ..errors import TooMuchChange
 from ..model import LimitCheck, Plan
 from ..policy.model import Limit, Safety
+from ..store.common import ApplyRecord
 
 # which plan actions each limit counts (reconciler/changes.py)
 LIMITED = {limit: (noun, {(c.kind, c.action) for c in CHANGE_KINDS if c.limit == limit})
@@ -42,22 +44,60 @@ def allowed(limit: Limit, active: int, *, percent_applies: bool = True, at_least
     return min(bounds)
 
 
-def checks(summary: dict[str, int], active_users: int, safety: Safety) -> tuple[LimitCheck, ...]:
-    """Each limit the policy sets, held against the plan's counts (limits set to null are left out)."""
+# what the window limits: the changes that take access away
+WINDOWED = ("max_deactivations", "max_deletions")
+
+
+def checks(summary: dict[str, int], active_users: int, safety: Safety,
+           recent: dict[str, int] | None = None) -> tuple[LimitCheck, ...]:
+    """Each limit the policy sets, held against the plan's counts (limits set to null are left out);
+    and, for deactivations and deletions, against what was applied in the last `safety.window_hours`
+    plus this plan (`recent`: counts per kind.action from the history), so a series of plans each under
+    the limit cannot add up to mass change."""
     found: list[LimitCheck] = []
+    recent = recent or {}
     for name, (noun, actions) in LIMITED.items():
         n = sum(summary.get(f"{kind}.{action}", 0) for kind, action in actions)
         # an initial import has no population to take a percentage of
         most, said = allowed(getattr(safety, name), active_users, at_least=safety.min_limit,
                              percent_applies=not (name == "max_creates" and active_users == 0))
-        if most is not None:
-            found.append(LimitCheck(name, noun, n, most, said))
+        if most is None:
+            continue
+        found.append(LimitCheck(name, noun, n, most, said))
+        before = sum(recent.get(f"{kind}.{action}", 0) for kind, action in actions)
+        if name in WINDOWED and before and safety.window_hours:
+            # the population the window started with: who is active now and who this window took away
+            then = active_users + sum(recent.get(k, 0) for k in ("user.deactivate", "user.delete"))
+            most, said = allowed(getattr(safety, name), then, at_least=safety.min_limit)
+            said = said.replace(f"of {then} active users", f"of {then} active users {safety.window_hours} h ago")
+            found.append(LimitCheck(name, f"{noun} in {safety.window_hours} h", before + n, most,  # type: ignore[arg-type]
+                                    f"{said}; {before} applied since, {n} planned", safety.window_hours))
     return tuple(found)
 
 
+def recent_counts(history: list[ApplyRecord], hours: int, now: datetime) -> dict[str, int]:
+    """What applies changed in the last `hours`, per kind.action: applied ones only, and not forced ones
+    (a forced apply was reviewed by a person, who said why; it must not jam the hourly job after it)."""
+    since = now - timedelta(hours=hours)
+    counts: dict[str, int] = {}
+    for record in history:
+        if record.outcome != "applied" or record.force_reason:
+            continue
+        try:
+            finished = datetime.strptime(record.finished_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        except ValueError:
+            continue
+        if finished >= since:
+            for name, n in record.counts.items():
+                counts[name] = counts.get(name, 0) + n
+    return counts
+
+
 def violations(plan: Plan, safety: Safety) -> list[Violation]:
+    """The limits a plan exceeds: its own verdict, made when it was planned (with the window's history)."""
+    held = plan.safety or checks(plan.summary, plan.managed_users, safety)
     return [Violation(c.limit, f"{c.planned} {c.noun} is over the limit of {c.rule} (safety.{c.limit})")
-            for c in checks(plan.summary, plan.managed_users, safety) if not c.ok]
+            for c in held if not c.ok]
 
 
 def enforce(plan: Plan, safety: Safety, *, force_reason: str | None = None) -> None:

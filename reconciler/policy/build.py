@@ -164,7 +164,7 @@ class PolicyBuilder:
 
     def safety(self, safety: dict) -> Safety:
         limits = {key: self.limit(value) for key, value in safety.items() if key.startswith("max_")}
-        return Safety(**limits, **given(safety, "min_limit"),
+        return Safety(**limits, **given(safety, "min_limit", "window_hours"),
                       **({"review_margin": self.review_margin(safety["review_margin"])} if "review_margin" in safety else {}))
 
     @staticmethod

@@ -213,6 +213,7 @@ class Safety:
     max_deletions: Limit = Limit(count=50, percent=10.0)
     review_margin: ReviewMargin = ReviewMargin()
     min_limit: int = 2  # a percentage limit never allows fewer (small stores): see plan/safety.py
+    window_hours: int = 24  # deactivations and deletions are also limited over this many hours (0: not)
 
 
 @dataclass(frozen=True)

@@ -76,3 +76,30 @@ def test_percentages_are_taken_of_active_users_so_small_plans_cannot_add_up():
             break
         active, runs = active - 10, runs + 1
     assert runs == 1 and active == 90  # the second batch of 10 (of 90 active: 9 allowed) is refused
+
+
+# ── the window: a series of plans under the limit cannot add up to mass change ──
+
+def test_what_was_applied_in_the_window_counts_with_the_plan():
+    from datetime import datetime, timezone
+
+    from reconciler.plan.safety import checks, recent_counts
+    from reconciler.store import ApplyRecord
+
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
+
+    def applied(at: str, n: int, outcome: str = "applied", force: str | None = None) -> ApplyRecord:
+        return ApplyRecord(at, at, "ci", None, None, "p", "d", {"user.deactivate": n}, outcome, force)
+
+    history = [applied("2026-11-30T11:00:00Z", 9), applied("2026-11-30T03:00:00Z", 9),
+               applied("2026-11-29T11:59:59Z", 50),  # outside 24 h
+               applied("2026-11-30T10:00:00Z", 40, "refused: over"),  # not applied
+               applied("2026-11-30T09:00:00Z", 200, force="reorg CHG-7")]  # forced: a person said why
+    recent = recent_counts(history, 24, now)
+    assert recent == {"user.deactivate": 18}
+    # 82 active now, 18 taken away in the window: 100 then, 10% = 10; 18 applied + 5 planned
+    per_plan, window = [c for c in checks({"user.deactivate": 5}, 82, Safety(), recent) if c.limit == "max_deactivations"]
+    assert per_plan.ok and (per_plan.planned, per_plan.allowed) == (5, 8)
+    assert not window.ok and (window.noun, window.planned, window.allowed, window.window_hours) == ("deactivations in 24 h", 23, 10, 24)
+    assert window.rule == "10% (10 of 100 active users 24 h ago); 18 applied since, 5 planned"
+    assert [c.limit for c in checks({"user.deactivate": 5}, 82, Safety(window_hours=0), recent)] == ["max_deactivations", "max_deletions"]
