@@ -56,14 +56,23 @@ def plan(
         if out is not None:
             from ..plan.document import dumps
 
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(dumps(result, key=plan_key()), encoding="utf-8")
+            document = dumps(result, key=plan_key())
+            try:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(document, encoding="utf-8")
+            except OSError as error:  # a folder, a full disk, no permission: one line, exit 1
+                raise ReconcilerError(f"cannot write the plan to {out}: {error.strerror or error}") from None
     if out is not None:
         typer.echo(f"Saved the plan to {out}; apply it with: reconciler apply --plan {out}", err=True)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
-        with open(summary, "a", encoding="utf-8") as handle:
-            handle.write(renderer("markdown").render(result))
+        # A CI summary that cannot be written must not fail the plan: a warning, and the plan's own exit code.
+        try:
+            with open(summary, "a", encoding="utf-8") as handle:
+                handle.write(renderer("markdown").render(result))
+        except OSError as error:
+            typer.echo(f"warning: cannot write the step summary to {summary} (GITHUB_STEP_SUMMARY): "
+                       f"{error.strerror or error}; the plan is not affected", err=True)
     if detailed_exitcode and result.refused:
         raise typer.Exit(ExitCode.REFUSED)
     if detailed_exitcode and not result.empty:

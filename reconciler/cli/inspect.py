@@ -55,6 +55,8 @@ def explain(
     """Why one person is in or out, which rule placed them, and what the store holds for them."""
     from ..pipeline import plan_policy
 
+    if not who.strip():  # an empty needle would match everyone without an email
+        raise typer.BadParameter("give an email, account name or DN, not an empty string", param_hint="WHO")
     loaded = load(policy)
     planned = plan_policy(loaded)
     needle = who.strip().lower()
