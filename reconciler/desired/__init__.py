@@ -5,8 +5,10 @@ Pure function of its inputs: no I/O, no store. Every entry read gets a verdict
 
 The stages, one module each, in the order `build_desired_state` runs them:
 
-- `scope`: per entry, whether it is in scope (enabled, with an email, listed under
-  `manual:` in manual mode); every entry left out gets its verdict here;
+- `scope`: per entry, whether it is in scope (enabled, with an email that is an
+  address, `templates.email_problem`, listed under `manual:` in manual mode, its
+  anchor not shared with another entry of its directory); every entry left out
+  gets its verdict here;
 - `merge`: one person per email: the same email twice in one directory is a
   conflict, across directories the entries merge (`identity.precedence` names the
   winner) unless `identity.merge_by_email` is false;
