@@ -76,7 +76,7 @@ class PostgresStore(SqlStore):
                              "what was not committed was rolled back: run plan again", Location(self.where))
         conninfo = self.url.resolve() if isinstance(self.url, SecretRef) else self.url
         params = parse_conninfo(conninfo, self._url_source())
-        self.where = describe(params)
+        self.where = describe(params)  # parse_conninfo refused a URL whose host part may hold password text
         extra: dict[str, Any] = {"fallback_application_name": "reconciler"}
         if "connect_timeout" not in params:
             extra["connect_timeout"] = CONNECT_TIMEOUT
@@ -256,25 +256,55 @@ def to_pyformat(sql: str) -> str:
 
 
 def parse_conninfo(conninfo: str, source: str) -> dict[str, str]:
-    """The URL's parameters; a URL that does not parse is refused without echoing it (it may hold a password)."""
+    """The URL's parameters; a URL that does not parse, or not unambiguously, is refused without echoing any of it
+    (it may hold a password)."""
     scheme = conninfo.split("://", 1)[0].lower() if "://" in conninfo else None
     if scheme is not None and scheme not in SCHEMES:
         raise StoreError(f"{source} is a {scheme}:// URL; a sql store needs postgresql://user@host:port/database")
     try:
-        return conninfo_to_dict(conninfo)
+        params = conninfo_to_dict(conninfo)
     except psycopg.Error:
         raise StoreError(
-            f"{source} does not parse as a PostgreSQL URL; write postgresql://user@host:port/database"
+            f"{source} does not parse as a PostgreSQL URL; write postgresql://user@host:port/database "
+            f"(with special characters in the password percent-encoded)"
         ) from None
+    if scheme is not None and is_ambiguous(conninfo, params):
+        raise StoreError(
+            f"{source} does not parse unambiguously as a PostgreSQL URL: part of it would be read as the host, port "
+            f"or database; the URL must percent-encode special characters in the password (@ as %40, / as %2F, "
+            f": as %3A, ? as %3F, % as %25)"
+        )
+    return params
+
+
+def is_ambiguous(url: str, params: dict[str, str]) -> bool:
+    """Whether libpq's reading of a postgresql:// URL may have moved password text into the host, port or
+    database: an unencoded `@` after the one that ends the user part, or a port that is not a number (an
+    unencoded `/` in the password ends the user part early, so `user:pass` reads as host and port)."""
+    rest = url.split("://", 1)[1]
+    stop = re.search(r"[@/]", rest)  # libpq's own look-ahead for the user part
+    if stop is not None and stop.group() == "@":
+        rest = rest[stop.end():]
+    if "@" in rest.split("?", 1)[0]:
+        return True
+    return any(port and not port.isdigit() for port in (params.get("port") or "").split(","))
 
 
 def describe(params: dict[str, str]) -> str:
-    """postgresql://user@host:port/database with libpq's defaults filled in, never the password."""
+    """postgresql://user@host:port/database with libpq's defaults filled in, never the password; several hosts
+    as postgresql://user@h1:5432, h2:5433/database."""
     defaults = {o.keyword.decode(): (o.val or b"").decode() for o in pq.Conninfo.get_defaults()}
     pick = lambda key: str(params.get(key) or defaults.get(key) or "")  # noqa: E731
     user = pick("user")
-    host = pick("host") or pick("hostaddr") or "localhost"
-    return f"postgresql://{user}@{host}:{pick('port') or '5432'}/{pick('dbname') or user}"
+    hosts = (pick("host") or pick("hostaddr") or "localhost").split(",")
+    ports = (pick("port") or "5432").split(",")
+    if len(ports) == 1:  # libpq: one port for every host
+        ports = ports * len(hosts)
+    where = ", ".join(
+        f"{f'[{host}]' if ':' in host else host or 'localhost'}:{ports[index] if index < len(ports) and ports[index] else '5432'}"
+        for index, host in enumerate(hosts)
+    )
+    return f"postgresql://{user}@{where}/{pick('dbname') or user}"
 
 
 def connect_failure(error: psycopg.Error, params: dict[str, str], source: str, timeout: Any) -> str:
