@@ -17,6 +17,7 @@ import email.utils
 import ipaddress
 import json
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,6 +60,37 @@ class ScimHttpError(Exception):
 
 class ScimUrlError(ValueError):
     """The base URL cannot be used; the message says why."""
+
+
+class ScimTokenError(ValueError):
+    """The bearer token cannot be sent; the message names where it comes from, never its value."""
+
+
+# RFC 6750 §2.1 b64token: what an Authorization: Bearer header may carry
+BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+def check_token(token: str, source: str = "the token") -> str:
+    """The token without surrounding whitespace (a trailing newline from a file is common), if a bearer header
+    can carry it; otherwise ScimTokenError saying what is wrong with it and naming `source`
+    (e.g. "store.token: the environment variable SCIM_TOKEN"), never the token."""
+    token = token.strip()
+    if not token:
+        problem = "holds an empty token"
+    elif any(character.isspace() for character in token):
+        problem = "holds a token with whitespace (a line break or space) inside"
+    elif not token.isascii():
+        problem = "holds a token with non-ASCII characters"
+    elif not token.isprintable():
+        problem = "holds a token with control characters"
+    elif not BEARER_TOKEN.fullmatch(token):
+        problem = "holds a token with characters a bearer token cannot have"
+    else:
+        return token
+    raise ScimTokenError(
+        f"{source} {problem}; a bearer token is letters, digits and -._~+/ with = only at the end (RFC 6750): "
+        "set it to the token exactly as the SCIM server issued it"
+    )
 
 
 def is_loopback(host: str) -> bool:
@@ -178,6 +210,7 @@ class ScimClient:
         token_hint: str = "the token",
     ):
         self.base_url = check_base_url(base_url)
+        token = check_token(token, token_hint)  # before anything is sent, and never retried
         self.attempts, self.max_wait, self.page_size, self.sleep = attempts, max_wait, page_size, sleep
         self.token_hint = token_hint  # names where the token comes from, e.g. "${SCIM_TOKEN}"
         self.requests_made = 0

@@ -12,7 +12,7 @@ from ...policy.model import StoreConfig
 from ..common import DEFAULT_LOCK_TTL, STALE_MESSAGE, ApplyRecord, Clock, LockInfo, failures_recorded, iso, summarise, utc_now
 from ..rules import refusal
 from .apply import ChangeRefused, plan_operations
-from .client import ScimClient, ScimHttpError, ScimUrlError, check_base_url
+from .client import ScimClient, ScimHttpError, ScimTokenError, ScimUrlError, check_base_url, check_token
 from .execute import ApplyStopped, Executor
 from .state import SideFile
 from .view import Snapshot, ViewError, build_snapshot
@@ -46,8 +46,12 @@ class ScimStore:
         """Made on first use, so `history` reads the side file without needing the token."""
         if self._client is None:
             assert self._token is not None
-            self._client = ScimClient(self.where, self._token.resolve(),
-                                      token_hint=f"the token in ${{{self._token.variable}}}")
+            try:  # checked before anything is sent: a token no header can carry is never retried nor echoed
+                token = check_token(self._token.resolve(),
+                                    f"store.token: the environment variable {self._token.variable}")
+            except ScimTokenError as error:
+                raise StoreError(str(error)) from None
+            self._client = ScimClient(self.where, token, token_hint=f"the token in ${{{self._token.variable}}}")
         return self._client
 
     # ── read ──
