@@ -303,6 +303,16 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+# libpq's password keyword: in a URL's query (?password=...) or a keyword string (host=... password=...)
+PASSWORD_KEYWORD = re.compile(r"(?:^|\s)password\s*=")
+
+
+def _has_password_keyword(url: str, query: str) -> bool:
+    if "://" not in url:  # a libpq keyword/value string
+        return PASSWORD_KEYWORD.search(url) is not None
+    return any(key.strip().lower() == "password" for key, _, _ in (item.partition("=") for item in query.split("&")))
+
+
 def _check_store(policy: dict, locate: Locator) -> list[Problem]:
     store = _mapping(policy.get("store"))
     url = store.get("url")
@@ -315,7 +325,7 @@ def _check_store(policy: dict, locate: Locator) -> list[Problem]:
         password, host = parts.password, parts.hostname or ""
     except ValueError:
         return [locate.problem(path, "store url does not parse as a URL")]
-    if password is not None:
+    if password is not None or _has_password_keyword(url, parts.query):
         # Never echo the URL: it holds the password.
         return [
             locate.problem(
