@@ -2,7 +2,9 @@
 them and turns errors into one line and the documented exit codes."""
 from __future__ import annotations
 
+import errno
 import gc
+import os
 import sys
 from importlib import metadata
 
@@ -82,4 +84,23 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as error:
+        if error.errno not in (errno.EPIPE, errno.ENOSPC, errno.EIO, errno.EFBIG):
+            raise
+        _output_failed(error)
+    try:
+        sys.stdout.flush()  # here, not at exit, where a failed flush is a traceback-like warning
+    except OSError as error:
+        _output_failed(error)
     sys.exit(code if isinstance(code, int) else ExitCode.OK)
+
+
+def _output_failed(error: OSError) -> None:
+    """stdout could not be written (a full disk, a closed pipe): one line, exit 1, and no second
+    attempt to flush what is left when the interpreter exits."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    print(f"cannot write the output: {error.strerror}", file=sys.stderr)
+    sys.exit(ExitCode.ERROR)

@@ -211,8 +211,6 @@ def test_schema(company):
     assert result.code == 0 and result.out.startswith("{")
 
 
-@pytest.mark.xfail(strict=True, reason="reconciler/cli/__init__.py: an OSError writing stdout (here ENOSPC, "
-                                       "stdout on /dev/full) escapes main() as a traceback")
 @pytest.mark.parametrize("command", [["schema"], ["validate", "policy.yaml"]])
 def test_stdout_that_cannot_be_written_is_one_line(company, command):
     with open("/dev/full", "w") as full:
