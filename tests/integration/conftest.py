@@ -77,3 +77,28 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"{name} started and seeded in {seconds:.1f}s" + (f" ({detail})" if detail else ""))
 
 
+class _PostgresStartTime:
+    """Prints the PostgreSQL server's start time in pytest's summary, next to the directory servers'."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def pytest_terminal_summary(self, terminalreporter):
+        terminalreporter.write_line(f"PostgreSQL initdb + start in {self.seconds:.1f}s")
+
+
+@pytest.fixture(scope="session")
+def postgres(request):
+    """One PostgreSQL server for the session (tests/servers/postgres.py), shared by every test module
+    that needs it: here, not in a test module, so importing it cannot start a second one."""
+    from tests.servers.postgres import PostgresServer
+
+    server = PostgresServer()
+    try:
+        server.start()
+    except BaseException:
+        server.stop()
+        raise
+    request.config.pluginmanager.register(_PostgresStartTime(server.started_in), "postgres-start-time")
+    yield server
+    server.stop()

@@ -13,7 +13,6 @@ from urllib.parse import quote
 import pytest
 
 from tests.e2e.conftest import reconciler_executable
-from tests.integration.test_store_postgres import postgres  # noqa: F401  (a fixture: the session's server)
 from tests.servers.postgres import DATABASE
 from tests.servers.scim import ScimCompany, scim_server  # noqa: F401  (a fixture)
 from tests.unit.test_secrets_never_echoed import COMMANDS, MARKER, assert_nothing_leaked, quickstart
@@ -26,7 +25,9 @@ PASSWORD = f"{MARKER}@a/b"
 def secret_role(postgres):  # noqa: F811
     """A role of its own whose password holds `@` and `/`, owning a fresh schema."""
     role = "leak_" + uuid.uuid4().hex[:8]
-    postgres.sql(f"CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}'")
+    postgres.sql(f"CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}'",
+                 # the server is shared: another module's test may have revoked PUBLIC's CONNECT
+                 f"GRANT CONNECT ON DATABASE {DATABASE} TO {role}")
     schema = postgres.new_schema(owner=role)
     yield role, schema
     postgres.sql(f"DROP SCHEMA {schema} CASCADE", database=DATABASE)

@@ -42,29 +42,6 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 
-class _StartTime:
-    """Prints the server's start time in pytest's summary, next to the directory servers'."""
-
-    def __init__(self, seconds: float):
-        self.seconds = seconds
-
-    def pytest_terminal_summary(self, terminalreporter):
-        terminalreporter.write_line(f"PostgreSQL initdb + start in {self.seconds:.1f}s")
-
-
-@pytest.fixture(scope="session")
-def postgres(request) -> PostgresServer:
-    server = PostgresServer()
-    try:
-        server.start()
-    except BaseException:
-        server.stop()
-        raise
-    request.config.pluginmanager.register(_StartTime(server.started_in), "postgres-start-time")
-    yield server
-    server.stop()
-
-
 class PostgresEngine:
     """Stores in fresh schemas; the URL (with the password) reaches the store only as a ${NAME} reference."""
 
