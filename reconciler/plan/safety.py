@@ -4,12 +4,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 from ..changes import CHANGE_KINDS, LIMIT_NOUNS
 from ..errors import TooMuchChange
 from ..model import LimitCheck, Plan
 from ..policy.model import Limit, Safety
-from ..store.common import ApplyRecord
+
+if TYPE_CHECKING:  # the plan stage reads history records, it does not import the store stage
+    from ..store.common import ApplyRecord
 
 # which plan actions each limit counts (reconciler/changes.py)
 LIMITED = {limit: (noun, {(c.kind, c.action) for c in CHANGE_KINDS if c.limit == limit})
