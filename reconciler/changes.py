@@ -44,7 +44,8 @@ CHANGE_KINDS: tuple[ChangeKind, ...] = (
     ChangeKind("user", "move", 6, "Users to move", "~", "max_updates", 4, _user("team")),
     ChangeKind("membership", "add", 7, "Memberships to add", "+", None, 2),
     ChangeKind("membership", "remove", 8, "Memberships to remove", "-", None, 3),
-    ChangeKind("user", "deactivate", 9, "Users to deactivate", "-", "max_deactivations", None, _user("status")),
+    # a deactivation may also release links another user now holds (a merge by email)
+    ChangeKind("user", "deactivate", 9, "Users to deactivate", "-", "max_deactivations", None, _user("status", "links")),
     ChangeKind("user", "delete", 10, "Users to delete", "-", "max_deletions", None),
     ChangeKind("team", "delete", 11, "Teams to delete", "-", None, None),
 )

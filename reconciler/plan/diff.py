@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..changes import USER_FIELDS as ALL_USER_FIELDS, change_kind, membership_key, membership_parts
-from ..model import Change, DesiredState, DesiredUser, EntryVerdict, StoreState, StoreUser, sort_changes
+from ..model import Change, DesiredState, DesiredUser, EntryVerdict, Link, StoreState, StoreUser, sort_changes
 from ..policy.model import Policy
 
 # the fields an update compares, in the order a plan names them
@@ -54,6 +54,7 @@ class _Differ:
         self.ignored: list[EntryVerdict] = []
         self.claimed: dict[str, str] = {}  # store key -> desired key
         self._managed_teams: frozenset[str] | None = None
+        self._link_holder: dict[Link, str] | None = None  # link -> the desired user who holds it, built for leavers only
         # why an entry is not imported, by "directory:anchor": the reason a leaver's change gives
         self.verdict_by_link = {f"{v.directory}:{v.anchor}": v for v in desired.verdicts}
 
@@ -173,7 +174,8 @@ class _Differ:
             action, reason = self.policy.lifecycle.when_disabled, verdict.reason
         elif verdict is not None and verdict.verdict == "imported":
             action = self.policy.lifecycle.when_out_of_scope
-            reason = f"merged by email into {verdict.user_key}, which now holds this person"
+            holder = self.desired.users.get(verdict.user_key or "")
+            reason = f"merged by email into {holder.email if holder else verdict.user_key}, which now holds this person"
         elif verdict is not None:
             action, reason = self.policy.lifecycle.when_out_of_scope, f"left scope: {verdict.reason}"
         elif s.links and not any(l.directory in directories for l in s.links):
@@ -181,10 +183,32 @@ class _Differ:
             action, reason = self.policy.lifecycle.when_out_of_scope, f"left scope: directory {names} is no longer in the policy"
         else:
             action, reason = self.policy.lifecycle.when_out_of_scope, self.not_found_reason(s)
+        released = self.links_held_by_others(s)
+        before_links = {"links": [str(link) for link in s.links]} if released else {}
+        after_links = {"links": [str(link) for link in s.links if link not in released]} if released else {}
         if action == "delete":
             self.changes.append(Change("delete", "user", s.key, reason, record(s), None))
         elif action == "deactivate" and s.status == "active":
-            self.changes.append(Change("deactivate", "user", s.key, reason, {"status": "active"}, {"status": "deactivated"}))
+            self.changes.append(Change("deactivate", "user", s.key, reason, {"status": "active", **before_links},
+                                       {"status": "deactivated", **after_links}))
+        elif released:
+            # kept as they are (lifecycle keep, or deactivated before), but the entry now belongs to someone else:
+            # left on this record, the link would make the store refuse the other user's update, run after run
+            holders = ", ".join(sorted(f"{link} to {self.desired.users[self.link_holder[link]].email}" for link in released))
+            self.changes.append(Change("update", "user", s.key, f"{reason}; releases {holders}",
+                                       before_links, after_links))
+
+    def links_held_by_others(self, s: StoreUser) -> set[Link]:
+        """The links of a store user that the plan gives to another user (a merge by email, an entry
+        that moved to a re-hire's record): they must be released in the same apply."""
+        if self._link_holder is None:
+            self._link_holder = {link: d.key for d in self.desired.users.values() for link in d.links}
+        return {link for link in s.links if self._link_holder.get(link, s.key) != s.key
+                and self._store_key_of.get(self._link_holder[link]) != s.key}
+
+    @property
+    def link_holder(self) -> dict[Link, str]:
+        return self._link_holder or {}
 
     def not_found_reason(self, s: StoreUser) -> str:
         """Why a store user's entries were not read at all. Where the server applies member_of, leaving
