@@ -97,6 +97,9 @@ class DesiredUser:
     dn: str
     account_name: str | None
     placed_by: str  # which rule placed them, for explain
+    # "active", or "deactivated" for a person whose every entry is disabled and imported anyway
+    # (users.include_disabled, lifecycle.when_disabled: deactivate); None: the store's status is kept (keep)
+    status: Status | None = "active"
 
 
 @dataclass(slots=True, frozen=True)
@@ -162,6 +165,9 @@ class StoreState:
     users: dict[str, StoreUser]
     teams: dict[str, StoreTeam]
     fingerprint: str  # changes whenever the store's content changes: what stale plans are checked against
+    # sign-in names the store keeps unique across all its users and derives from the email (SCIM's userName),
+    # lowercased -> the key of the user holding it; empty for stores with no such rule (SQL)
+    taken_names: dict[str, str] = field(default_factory=dict)
 
 
 # ───────────────────────────── plan ─────────────────────────────

@@ -84,6 +84,8 @@ def explain(
             if user.memberships:
                 names = ", ".join(planned.desired.teams[k].name for k in sorted(user.memberships))
                 console.print(f"  member of: {escape(names)}")
+        for held in (i for i in planned.plan.ignored if v.verdict == "imported" and i.user_key == v.user_key):
+            console.print(f"  not applied: {escape(held.reason)}")  # the store cannot take them (a conflict)
     for u in store_users:
         console.print(f"[bold]store[/] {escape(u.key)} ({'managed' if u.managed else 'unmanaged'}, {u.status})")
         console.print(f"  email: {escape(u.email)}   name: {escape(u.display_name)}   team: {escape(u.team or '—')}")

@@ -26,7 +26,7 @@ def record(user: DesiredUser | StoreUser) -> dict[str, Any]:
         "attributes": dict(user.attributes),
         "team": user.team,
         "links": [str(link) for link in user.links],
-        "status": getattr(user, "status", "active"),  # desired users are active by definition
+        "status": user.status or "deactivated",  # a desired user whose status is kept (None) is new: created deactivated
     }
 
 
@@ -110,9 +110,13 @@ class _Differ:
             self.membership_changes(d.key, d.memberships, s.memberships & self.managed_teams())
             return
         key = s.key
-        if s.status != "active":
+        if d.status == "active" and s.status != "active":
             self.changes.append(Change("reactivate", "user", key, f"back in scope and enabled in {d.source}",
                                        {"status": s.status}, {"status": "active"}))
+        elif d.status == "deactivated" and s.status == "active":
+            self.changes.append(Change("deactivate", "user", key, f"disabled in {d.source}; users.include_disabled "
+                                       "keeps them in the store, deactivated", {"status": "active"},
+                                       {"status": "deactivated"}))
         fields = changed_fields(have, want)
         if fields:
             self.changes.append(Change(
@@ -128,7 +132,7 @@ class _Differ:
         """Nothing to plan for this user: decided on the values as they are, without building the two
         records (99% of users in an hourly plan). Equal tuples make equal records; anything that is not
         plainly equal takes the full comparison in user_changes."""
-        return (s.managed and s.status == "active" and d.email == s.email and d.display_name == s.display_name
+        return (s.managed and (s.status == d.status or d.status is None) and d.email == s.email and d.display_name == s.display_name
                 and d.team == s.team and d.attributes == s.attributes and d.links == s.links
                 and (d.memberships == (s.memberships & self.managed_teams()) if s.memberships else not d.memberships))
 
@@ -264,8 +268,38 @@ class _Differ:
             if team.managed and key not in keep:
                 self.changes.append(Change("delete", "team", key, "no synced members left", {"name": team.name, "parent": team.parent}, None))
 
+    def name_conflicts(self, matched: dict[str, StoreUser]) -> None:
+        """People whose email the store cannot take because another of its users holds it as a unique
+        sign-in name (`StoreState.taken_names`, SCIM's userName): not planned, listed as conflicts. Planned,
+        their create or update would be refused by the server at apply, run after run."""
+        taken = self.store.taken_names
+        if not taken:
+            return
+        by_store_key = {s.key: d_key for d_key, s in matched.items()}
+        for d in self.desired.users.values():
+            holder = taken.get(d.email.lower())
+            mine = matched.get(d.key)
+            if holder is None or (mine is not None and mine.key == holder):
+                continue
+            held_by = self.store.users.get(holder)
+            holder_label = f"{held_by.email} ({holder})" if held_by is not None and held_by.email else holder
+            other = self.desired.users.get(by_store_key.get(holder, ""))
+            if other is not None and other.email.lower() != d.email.lower():
+                reason = (f"waits one apply: the store's user {holder_label} holds the sign-in name {d.email} "
+                          f"until this plan renames it to {other.email}")
+            elif held_by is not None and not held_by.managed:
+                reason = (f"conflict: the store's user {holder_label}, not managed by reconciler, already has the "
+                          f"sign-in name {d.email}, which the store keeps unique; rename or remove that user in the "
+                          f"application, or give it the email {d.email} so it can be adopted")
+            else:
+                reason = (f"conflict: the store's user {holder_label} already has the sign-in name {d.email}, "
+                          "which the store keeps unique; change one of the two addresses in the directory")
+            self.ignored.append(EntryVerdict(d.source, d.dn, d.key.split(":", 1)[1], d.account_name, d.email,
+                                             "ignored", reason, d.key))
+
     def run(self) -> Diff:
         matched = self.match()
+        self.name_conflicts(matched)
         self._store_key_of = {d: s.key for d, s in matched.items() if s.managed}
         blocked = {i.user_key for i in self.ignored}
         people = [d for d in self.desired.users.values() if d.key not in blocked] if blocked else list(self.desired.users.values())

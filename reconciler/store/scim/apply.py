@@ -88,7 +88,12 @@ class RequestPlanner(StoreRules[_User]):
         self.manager_changes: dict[str, Change] = {}  # user key -> the change that last set its manager
 
     def plan(self, changes: Sequence[Change]) -> list[Step]:
-        return [Step(change, ops) for change, ops in zip(changes, self.run(changes))]
+        """The steps, access removals first: SCIM has no transaction, so a request that fails stops the
+        apply where it is, and a leaver's deactivation must never wait behind an unrelated create the
+        server refuses. Removing access depends on nothing the other changes make (the rules ran on the
+        plan's order above, and a removal only touches its own user and their memberships)."""
+        steps = [Step(change, ops) for change, ops in zip(changes, self.run(changes))]
+        return sorted(steps, key=lambda step: not _removes_access(step.change))
 
     def finish(self) -> None:
         self.check_teams()
@@ -279,6 +284,10 @@ class RequestPlanner(StoreRules[_User]):
                 self.guarded(change, lambda m=manager: _reject(ChangeRejected(
                     f"attribute manager is {m!r}, which is not the email of any user in the SCIM store; "
                     "map manager to the manager's email address")))
+
+
+def _removes_access(change: Change) -> bool:
+    return change.kind == "user" and change.action in ("deactivate", "delete")
 
 
 def _reject(rejection: ChangeRejected) -> None:

@@ -140,6 +140,9 @@ def build_snapshot(user_resources: Iterable[dict], group_resources: Iterable[dic
         users=store_users,
         teams=store_teams,
         fingerprint=fingerprint(store_users.values(), store_teams.values(), users.values(), groups.values()),
+        # RFC 7643 §4.1.1: userName is unique across the server's Users, case-insensitively (caseExact false)
+        taken_names={name.lower(): user_key_of(u) for u in users.values()
+                     if isinstance(name := u.resource.get("userName"), str) and name},
     )
     return Snapshot(users, groups, user_ids, group_ids, notes, state)
 
