@@ -35,7 +35,8 @@ def build_desired_state(policy: Policy, reads: list[DirectoryRead]) -> DesiredSt
     # At 100,000 users the order below is worth 20 MB of peak memory: the candidates and people are
     # temporaries, gone once the users are built, and the verdicts are sorted (100,000 sort keys, freed
     # again) before the sorted copies of users and teams are made, which then reuse that memory.
-    users = desired_users(one_person_per_email(policy, in_scope(policy, by_name, verdicts), verdicts), placement, verdicts)
+    people = one_person_per_email(policy, in_scope(policy, by_name, verdicts), verdicts)
+    users = desired_users(people, placement, verdicts, policy.lifecycle.when_disabled)
     ordered = verdicts.ordered(policy.precedence)
     return DesiredState(users=dict(sorted(users.items())), teams=dict(sorted(placement.teams.items())),
                         verdicts=ordered, directories=verdicts.counts(policy, by_name))

@@ -68,6 +68,9 @@ def in_scope(policy: Policy, reads: dict[str, DirectoryRead], verdicts: Verdicts
                                                       f"as {others} in {directory.name}; neither is imported")
             elif entry.disabled and not directory.users.include_disabled:
                 verdicts.add(entry, email, "disabled", f"disabled in {directory.name}")
+            elif entry.disabled and policy.lifecycle.when_disabled == "delete":
+                verdicts.add(entry, email, "disabled", f"disabled in {directory.name}; users.include_disabled imports "
+                                                        "nothing while lifecycle.when_disabled is delete")
             elif email is None:
                 tried = ", ".join(t.text for t in directory.mapping.email)
                 verdicts.add(entry, None, "ignored", f"no email: none of {tried} yields a value")

@@ -7,7 +7,12 @@ from .scope import Candidate, Verdicts
 from .templates import render_template
 
 
-def desired_users(people: list[list[Candidate]], placement: Placement, verdicts: Verdicts) -> dict[str, DesiredUser]:
+def desired_users(people: list[list[Candidate]], placement: Placement, verdicts: Verdicts,
+                  when_disabled: str = "deactivate") -> dict[str, DesiredUser]:
+    """`when_disabled` decides the status of people imported although disabled (users.include_disabled):
+    created and kept deactivated ("deactivate"), or left as the store has them ("keep"; new ones are
+    created deactivated all the same: a disabled account is never given access). Scope does not let
+    them through when it is "delete"."""
     users: dict[str, DesiredUser] = {}
     reasons: dict[tuple[str, str], str] = {}  # (directory, email rule) -> the imported verdict's reason
     for person in people:
@@ -34,6 +39,7 @@ def desired_users(people: list[list[Candidate]], placement: Placement, verdicts:
             dn=entry.dn,
             account_name=entry.account_name,
             placed_by=rule,
+            status=_status(person, when_disabled),
         )
         for c in person:
             if c is winner:
@@ -44,5 +50,22 @@ def desired_users(people: list[list[Candidate]], placement: Placement, verdicts:
             else:
                 reason = (f"in scope of {c.directory.name}; email from {c.email_rule}; merged by email with "
                           f"{winner.directory.name}, whose attributes win")
+            if c.entry.disabled:
+                reason += f"; disabled in {c.directory.name}, {_disabled_outcome(person, when_disabled)}"
             verdicts.add(c.entry, c.email, "imported", reason, key)
     return users
+
+
+def _status(person: list[Candidate], when_disabled: str) -> str | None:
+    if not all(c.entry.disabled for c in person):
+        return "active"  # one enabled entry is enough: without include_disabled the person would be that entry
+    return None if when_disabled == "keep" else "deactivated"
+
+
+def _disabled_outcome(person: list[Candidate], when_disabled: str) -> str:
+    if not all(c.entry.disabled for c in person):
+        return "but enabled elsewhere, so active"
+    if when_disabled == "keep":
+        return ("imported (users.include_disabled); lifecycle.when_disabled: keep leaves the store's status as it "
+                "is, and a new account is created deactivated")
+    return "imported deactivated (users.include_disabled, lifecycle.when_disabled: deactivate)"

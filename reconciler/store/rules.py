@@ -36,7 +36,8 @@ from ..model import Change, Link
 
 STATUSES = ("active", "deactivated")
 # the status a user change must set, when its action implies one
-IMPLIED_STATUS = {"reactivate": "active", "deactivate": "deactivated", "create": "active"}
+# a create may set either: a disabled account imported with users.include_disabled is created deactivated
+IMPLIED_STATUS = {"reactivate": "active", "deactivate": "deactivated"}
 
 
 class ChangeRejected(Exception):
