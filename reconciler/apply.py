@@ -34,9 +34,13 @@ def actor() -> tuple[str, str | None, str | None]:
     return f"{user}@{socket.gethostname()}", os.environ.get("CI_COMMIT_SHA"), os.environ.get("CI_PIPELINE_ID")
 
 
-def check_saved_plan(plan: Plan, policy: Policy) -> None:
-    """A saved plan applies only to the policy it was made from (the store is checked inside the apply)."""
+def check_saved_plan(plan: Plan, policy: Policy, made_from: Path | None = None) -> None:
+    """A saved plan applies only to the policy it was made from (the store is checked inside the apply).
+    `made_from`: where the plan's policy is, when the plan says (apply --plan)."""
     if plan.policy_digest != policy.digest:
+        if made_from is not None and not _same_file(made_from, Path(policy.path)):
+            raise StalePlan(f"the plan was made from {made_from}, not from {policy.path}: apply it with the policy "
+                            "it was made from, or run plan with this one")
         raise StalePlan(f"plan is stale: {policy.path} changed since the plan was made; run plan again")
     if plan.store_kind != policy.store.kind:
         raise StalePlan(f"plan is for a {plan.store_kind} store but the policy now uses {policy.store.kind}; run plan again")
@@ -67,12 +71,31 @@ def verified_saved_plan(plan_file: Path, policy_path: Path | None, load: Callabl
 
     source = str(plan_file)
     saved = loads(decode(read_file(plan_file, "plan"), source), source, key=key)
-    policy = load(policy_path if policy_path is not None else Path(saved.policy_path))
-    check_saved_plan(saved, policy)
+    made_from = _policy_of(saved, plan_file)
+    if policy_path is None and made_from is None:
+        raise ReconcilerError(f"{source} was made from {saved.policy_path}, which is neither next to the plan nor "
+                              "in this folder; give the policy: reconciler apply POLICY --plan " + source)
+    policy = load(policy_path if policy_path is not None else made_from)  # type: ignore[arg-type]
+    check_saved_plan(saved, policy, made_from)
     fresh = plan_policy(policy).plan
     with refusals_recorded(fresh, policy):  # a forged or outdated plan file is worth an audit line
         verify_saved(saved, fresh, source)
     return policy, fresh
+
+
+def _policy_of(saved: Plan, plan_file: Path) -> Path | None:
+    """Where the policy a saved plan names is: `plan --out` records it relative to the plan file's folder;
+    a plan written to stdout names it as given, relative to where plan ran (often the same folder)."""
+    named = Path(saved.policy_path)
+    candidates = [named] if named.is_absolute() else [plan_file.parent / named, named]
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or a.samefile(b)
+    except OSError:
+        return False
 
 
 @contextmanager

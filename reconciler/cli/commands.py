@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -56,7 +57,9 @@ def plan(
         if out is not None:
             from ..plan.document import dumps
 
-            document = dumps(result, key=plan_key())
+            # the policy as seen from the plan's folder, so `apply --plan FILE` finds it from anywhere
+            where = os.path.relpath(Path(loaded.path).resolve(), out.parent.resolve())
+            document = dumps(replace(result, policy_path=where), key=plan_key())
             try:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(document, encoding="utf-8")

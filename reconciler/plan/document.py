@@ -3,7 +3,8 @@
 `digest` names a plan: it covers what the plan does (policy, store, counts, changes,
 ignored entries, safety verdict) and not how it was looked at, so two runs on the
 same inputs give the same digest with or without `--base-policy` (`cause` and
-`review` are left out), and `generated_at` is left out too.
+`review` are left out), and `generated_at` is left out too, as is the policy's path
+(where the file was for whoever made the plan; its digest says which policy it is).
 
 The digest is unkeyed: it catches a file damaged or edited by mistake, not a forger,
 who can recompute it. What protects an apply is that `apply --plan` re-derives the
@@ -37,6 +38,8 @@ NOT_DIGESTED = ("generated_at", "digest", "signature", "review")
 
 def digested_body(document: dict[str, Any]) -> dict[str, Any]:
     body = {k: v for k, v in document.items() if k not in NOT_DIGESTED}
+    if isinstance(body.get("policy"), dict):
+        body["policy"] = {k: v for k, v in body["policy"].items() if k != "path"}
     changes = body.get("changes")
     if isinstance(changes, list) and any(isinstance(c, dict) and "cause" in c for c in changes):
         body["changes"] = [{k: v for k, v in c.items() if k != "cause"} if isinstance(c, dict) else c for c in changes]

@@ -9,12 +9,13 @@ in the store, record nothing as applied, and print one line without a traceback.
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from reconciler.plan.document import content_digest
-from tests.e2e.conftest import changes, remove_people
+from tests.e2e.conftest import changes, reconciler_executable, remove_people
 
 SOSEI = "samuel.osei@corp.example.com"
 
@@ -247,3 +248,45 @@ def test_the_plan_carries_its_safety_verdict_and_detailed_exitcode_says_3(synced
     assert synced.run("plan", "policy.yaml", "--detailed-exitcode").code == 3
     text = synced.run("plan", "policy.yaml").out
     assert f"deactivations {deactivations} / allowed 28 ✗" in text
+
+
+def test_a_saved_plan_finds_its_policy_from_any_folder(synced, tmp_path):
+    """`plan --out` records the policy relative to the plan file, so `apply --plan FILE` run elsewhere
+    (another job step, another working directory) reads the policy the plan was made from."""
+    remove_people(synced, ["sosei"])
+    plan_file = synced.folder / "plans" / "leaver.json"
+    assert synced.run("plan", "policy.yaml", "--out", "plans/leaver.json").code == 0
+    document = json.loads(plan_file.read_text())
+    assert document["policy"]["path"] == "../policy.yaml"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = subprocess.run([reconciler_executable(), "apply", "--plan", str(plan_file), "--auto-approve"],
+                          cwd=elsewhere, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert synced.user(SOSEI)["status"] == "deactivated"
+
+
+def test_the_policys_path_is_not_part_of_the_plan_digest(synced):
+    """The same plan made from another folder (a CI checkout, a laptop) has the same digest."""
+    inside = synced.plan_json()
+    done = subprocess.run([reconciler_executable(), "plan", str(synced.policy), "--format", "json"],
+                          cwd=synced.folder.parent, capture_output=True, text=True, timeout=120)
+    outside = json.loads(done.stdout)
+    assert outside["policy"]["path"] != inside["policy"]["path"]
+    assert outside["digest"] == inside["digest"]
+
+
+def test_a_plan_applied_with_another_policy_says_so(synced):
+    """Not "changed since the plan was made": the file was never that plan's policy."""
+    remove_people(synced, ["sosei"])
+    assert synced.run("plan", "policy.yaml", "--out", "plan.json").code == 0
+    other = synced.folder / "other.yaml"
+    other.write_text(synced.policy.read_text().replace("max_deactivations: 10%", "max_deactivations: 20%"))
+    result = synced.run("apply", "other.yaml", "--plan", "plan.json", "--auto-approve")
+    assert result.code == 3 and "Traceback" not in result.err
+    assert result.err.strip() == ("refused, nothing changed: the plan was made from policy.yaml, not from other.yaml: "
+                                  "apply it with the policy it was made from, or run plan with this one")
+    assert synced.user(SOSEI)["status"] == "active"
+    synced.policy.write_text(synced.policy.read_text().replace("max_deactivations: 10%", "max_deactivations: 20%"))
+    result = synced.run("apply", "policy.yaml", "--plan", "plan.json", "--auto-approve")
+    assert result.code == 3 and "policy.yaml changed since the plan was made" in result.err
