@@ -57,7 +57,8 @@ def _check(policy: Path) -> list[Problem]:
         message = error.message[len(prefix):] if error.location is None and error.message.startswith(prefix) else error.message
         return [Problem(error.location or Location(str(policy)), "", message)]
     names = ", ".join(d.name for d in loaded.directories)
-    typer.echo(f"{policy}: valid ({len(loaded.directories)} directories: {names}; store: {loaded.store.kind})")
+    count = len(loaded.directories)
+    typer.echo(f"{policy}: valid ({count} director{'y' if count == 1 else 'ies'}: {names}; store: {loaded.store.kind})")
     return []
 
 

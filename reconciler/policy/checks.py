@@ -21,7 +21,7 @@ from ldap3.utils.dn import parse_dn
 from ..errors import Problem
 from .load import DocPath, Locator, dotted
 from .model import SECRET_REFERENCE
-from .schema_check import did_you_mean
+from .schema_check import bad_reference, did_you_mean
 
 LIVE_KINDS = ("active-directory", "openldap")
 # An attribute description: a name (with ;options) or a numeric OID.
@@ -320,6 +320,8 @@ def _check_store(policy: dict, locate: Locator) -> list[Problem]:
     if kind == "sqlite" or not isinstance(url, str) or SECRET_REFERENCE.match(url):
         return []  # the schema rejects a sqlite url; a reference is only known when resolved
     path: DocPath = ("store", "url")
+    if (bad := bad_reference(url)) is not None:
+        return [locate.problem(path, bad)]
     try:
         parts = urlsplit(url)
         password, host = parts.password, parts.hostname or ""
@@ -331,7 +333,7 @@ def _check_store(policy: dict, locate: Locator) -> list[Problem]:
             locate.problem(
                 path,
                 "store url holds a password; put the whole URL in an environment variable and write "
-                "'${DATABASE_URL}' (any ${NAME}) here",
+                f"'${{{'SCIM_URL' if kind == 'scim' else 'DATABASE_URL'}}}' (any ${{NAME}}) here",
             )
         ]
     if kind == "scim" and parts.scheme not in ("http", "https"):

@@ -105,6 +105,9 @@ def _translate(error: ValidationError, locator: Locator) -> list[Problem]:
     if kind in ("oneOf", "anyOf"):
         return _translate_alternatives(error, locator, custom)
 
+    if kind == "pattern" and isinstance(instance, str) and (bad := bad_reference(instance)):
+        return [locator.problem(path, bad)]
+
     if kind == "uniqueItems" and isinstance(instance, list):
         for index, item in enumerate(instance):
             if item in instance[:index]:
@@ -165,3 +168,12 @@ def _message(error: ValidationError, custom: str | None) -> str:
     if kind == "exclusiveMinimum":
         return f"must be more than {expected}"
     return custom or f"is not valid here ({kind})"
+
+
+def bad_reference(value: str) -> str | None:
+    """What is wrong with a `${...}` that is not a valid reference (`${1ABC}`, `${A-B}`): it is meant as one,
+    so calling it "a literal" would mislead. None when it does not look like a reference at all."""
+    if not (value.startswith("${") and value.endswith("}")):
+        return None
+    return (f"'{value}' is not a valid variable name: a ${{NAME}} reference names an environment variable of "
+            "letters, digits and _ that does not start with a digit")

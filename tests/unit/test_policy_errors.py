@@ -173,6 +173,17 @@ def problems(tmp_path: Path, text: str) -> list[str]:
         ("store: {kind: sql, url: 'postgresql://sync:hunter2@db.internal/users'}\n",
          "7:25: store url holds a password; put the whole URL in an environment variable and write "
          "'${DATABASE_URL}' (any ${NAME}) here (store.url)"),
+        # meant as a reference: say what is wrong with the name, not "a literal" (issue 12)
+        ("store: {kind: scim, url: 'https://scim.example.com', token: '${1ABC}'}\n",
+         "7:61: '${1ABC}' is not a valid variable name: a ${NAME} reference names an environment variable of "
+         "letters, digits and _ that does not start with a digit (store.token)"),
+        ("store: {kind: sql, url: '${DATABASE-URL}'}\n",
+         "7:25: '${DATABASE-URL}' is not a valid variable name: a ${NAME} reference names an environment variable "
+         "of letters, digits and _ that does not start with a digit (store.url)"),
+        # the hint names a variable for what the URL is
+        ("store: {kind: scim, url: 'https://sync:hunter2@scim.example.com', token: '${T}'}\n",
+         "7:26: store url holds a password; put the whole URL in an environment variable and write "
+         "'${SCIM_URL}' (any ${NAME}) here (store.url)"),
         ("safety: {max_deletions: 150%}\n",
          "7:25: a limit is a count (50), a percentage ('10%'), {count: 50, percent: 10}, or null for no limit "
          "(safety.max_deletions)"),
