@@ -31,6 +31,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 SCIM_JSON = "application/scim+json"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=10.0)
 DEFAULT_ATTEMPTS = 5  # the first try and four retries
@@ -215,6 +216,7 @@ class ScimClient:
         self.token_hint = token_hint  # names where the token comes from, e.g. "${SCIM_TOKEN}"
         self.requests_made = 0
         self._capabilities: Capabilities | None = None
+        self._list_by_search = False  # GET ignored startIndex: list with POST /.search (list_all)
         self._http = httpx.Client(
             base_url=self.base_url + "/",
             headers={"Authorization": f"Bearer {token}", "Accept": f"{SCIM_JSON}, application/json"},
@@ -397,15 +399,29 @@ class ScimClient:
         return self._capabilities
 
     def list_all(self, endpoint: str, what: str) -> list[dict]:
-        """Every resource of an endpoint, page by page with startIndex/count; each id once."""
+        """Every resource of an endpoint, page by page with startIndex/count; each id once.
+
+        What RFC 7644 lets servers do differently here, and how the listing copes:
+        - a page may hold fewer resources than `count` asked for (§3.4.2.4: the server may cap it, and says so
+          in itemsPerPage): the next page starts after what actually came back, and the listing ends when
+          totalResults is reached or a page comes back empty;
+        - query parameters may be sent in a POST to `/<endpoint>/.search` instead of the URL (§3.4.3). A server
+          that answers a GET for startIndex 21 with a page that says it starts at 1 and holds nothing new has
+          not read the URL's startIndex (SCIMMY on express 5: the routers' numeric casts of the query are
+          lost, and every GET answers the first 20): the listing starts again with POST /.search, whose numbers
+          travel in a JSON body, and keeps to it for the rest of this client's life;
+        - the list may change while it is read: a listing whose distinct ids do not add up to totalResults is
+          read once more, then refused with what was seen (never a short read taken for the whole).
+        """
         for _ in range(2):  # a listing that changed while it was read gets one more read
             resources, total = self._list_pages(endpoint, what)
             if total is None or len(resources) == total:
                 return list(resources.values())
+        searched = " (POST /.search too)" if self._list_by_search else ""
         raise ScimHttpError(
             what, None,
-            f"the server reported {total} resources but {len(resources)} distinct ones came back page by page "
-            "(the list changed while it was read, or the server ignores startIndex); try again",
+            f"the server reported {total} resources but {len(resources)} distinct ones came back page by page"
+            f"{searched} (the list changed while it was read, or the server ignores startIndex); try again",
         )
 
     def _list_pages(self, endpoint: str, what: str) -> tuple[dict[str, dict], int | None]:
@@ -414,19 +430,45 @@ class ScimClient:
         resources: dict[str, dict] = {}
         start, total = 1, None
         while True:
-            page = self.get(endpoint, what if start == 1 else f"{what} (from {start})",
-                            params={"startIndex": start, "count": count})
-            if not isinstance(page, dict):
-                raise ScimHttpError(what, 200, "the answer is not a SCIM ListResponse")
+            page = self._page(endpoint, what if start == 1 else f"{what} (from {start})", start, count)
             listed = [r for r in page.get("Resources") or [] if isinstance(r, dict)]
             if isinstance(page.get("totalResults"), int):
                 total = page["totalResults"]
-            for resource in listed:
-                if isinstance(resource.get("id"), str):
-                    resources.setdefault(resource["id"], resource)
+            new = [r for r in listed if isinstance(r.get("id"), str) and r["id"] not in resources]
+            answered = page.get("startIndex")
+            if (start > 1 and listed and not new and isinstance(answered, int) and answered != start
+                    and not self._list_by_search and self._search_listing(endpoint, what)):
+                return self._list_pages(endpoint, what)  # from the start again, by POST /.search
+            for resource in new:
+                resources.setdefault(resource["id"], resource)
             start += len(listed)  # the server may return fewer than asked (itemsPerPage): go on from there
             if not listed or total is None or start > total:
                 return resources, total
+
+    def _page(self, endpoint: str, what: str, start: int, count: int) -> dict:
+        """One page of a listing: GET with startIndex/count in the URL, or POST /.search once GET was found deaf."""
+        if self._list_by_search:
+            searching = f"(POST /{endpoint}/.search)"
+            what = what.replace(f"(GET /{endpoint})", searching) if f"(GET /{endpoint})" in what else f"{what} {searching}"
+            page = self._json(self.request("POST", f"{endpoint}/.search", what, idempotent=True, body={
+                "schemas": [SEARCH_REQUEST], "startIndex": start, "count": count}), what)
+        else:
+            page = self.get(endpoint, what, params={"startIndex": start, "count": count})
+        if not isinstance(page, dict):
+            raise ScimHttpError(what, 200, "the answer is not a SCIM ListResponse")
+        return page
+
+    def _search_listing(self, endpoint: str, what: str) -> bool:
+        """Whether POST /<endpoint>/.search answers a ListResponse; if so, listings use it from now on."""
+        self._list_by_search = True
+        try:
+            self._page(endpoint, what, 1, 1)
+        except ScimHttpError as error:
+            self._list_by_search = False
+            if error.status is None or (error.status >= 500 and error.status != 501):
+                raise  # the server or the network failed: not an answer about /.search
+            # no /.search here (404, 405, 501...): GET it is, and the listing's own check says what came back
+        return self._list_by_search
 
     def find(self, endpoint: str, attribute: str, value: str, what: str) -> list[dict]:
         """Resources whose attribute equals value: a server-side filter when supported, else the whole list."""
