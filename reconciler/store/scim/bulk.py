@@ -11,10 +11,26 @@ request in a place bulkId references do not reach (a member filter, a user's
 PATCH path) closes the request first. When the answer to a Bulk request is
 lost, which of its changes ran is unknown: the apply stops and says so, and
 the next plan reads what the server has (externalIds prevent duplicates).
+
+Where RFC 7644 lets servers differ, the first refusal is learnt for the rest
+of the apply, and the request is sent again from the refused operation on
+(safe: failOnErrors 1 makes the server stop there, §3.7.3, and the answer
+shows it did; a server that went on is not sent anything again):
+- a group named by "bulkId:<id>" in an operation's *path*: §3.7.2 defines
+  bulkId references in an operation's data, and servers that resolve them
+  there need not in a path (SCIMMY answers 404 "Resource bulkId:group5 not
+  found"). Once refused, ids the answers gave replace bulkIds everywhere, and
+  a request is cut before an operation whose path names a resource created
+  earlier in it, so that operation goes in the next request by its real id
+  (bulkIds stay in values, where every server resolves them);
+- a user PATCH naming an extension attribute by path, refused as 400
+  invalidPath (§3.5.2): that user's write, and every later one that names
+  such paths, becomes a PUT of the whole resource (as execute.py does).
 """
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,11 +40,14 @@ from .mapping import (
     new_group_resource,
     new_user_resource,
     patch_operations,
+    patches_extension,
+    put_body,
     set_paths,
     user_values,
 )
 
 BULK_ID = "bulkId:"
+BULK_ID_REFERENCE = re.compile(r"bulkId:([A-Za-z0-9_.~-]+)")
 MAX_BATCH = 200  # operations per request even when the server allows more: keeps each request well inside timeouts
 PAYLOAD_MARGIN = 0.9  # of maxPayloadSize, for the request's envelope
 
@@ -39,6 +58,7 @@ class _Entry:
     operation: dict[str, Any]
     what: str
     after: Callable[[dict[str, Any], Callable[[str], str]], None]  # (result, resolve bulk ids) once it succeeded
+    put: Callable[[], dict[str, Any]] | None = None  # a user PATCH naming extension paths: the same write as a PUT
 
 
 @dataclass
@@ -166,9 +186,12 @@ class BulkSender:
             if not operations:
                 return _Entry(index, {}, "", updated)
             verb = "adopting" if op.adopt_from else "updating"
+
+            def put(user_id=user_id, values=values):  # built when sent, from the resource as written by then
+                return {"method": "PUT", "path": f"/Users/{user_id}", "data": put_body(x.user_resources[user_id], values)}
             return _Entry(index, {"method": "PATCH", "path": f"/Users/{user_id}",
                                   "data": {"schemas": [PATCH_OP], "Operations": operations}},
-                          f"{verb} user {op.key}", updated)
+                          f"{verb} user {op.key}", updated, put if patches_extension(operations) else None)
         if op.action == "delete_user":
             user_id = x.user_ids[op.key]
 
@@ -199,44 +222,101 @@ class BulkSender:
     # ── sending ──
 
     def _send(self, batch: _Batch, steps: Sequence[Any], first: int, stopped) -> None:
-        """Sends the batch and records what it did; raises stopped(...) at the first operation that failed."""
-        requests = [e for e in batch.entries if e.operation]
-        last = max((e.step for e in batch.entries), default=first)
-        results: list[dict[str, Any]] = []
-        if requests:
-            what = f"applying changes {first + 1} to {last + 1} in one request (POST /Bulk)"
-            try:
-                results = self.x.client.bulk([e.operation for e in requests], what)
-            except ScimHttpError as error:
-                raise stopped(first, steps[first].change, error) from None
-        outcome = iter(results)
-        resolved: dict[str, str] = {}
+        """Sends the batch (in pieces, once the server refused a bulkId in a path) and records what it did;
+        raises stopped(...) at the first operation that failed for good."""
+        resolved: dict[str, str] = {}  # bulkId -> the id its POST's answer gave, for the whole batch
 
         def resolve(value: str) -> str:
             return resolved.get(value[len(BULK_ID):], value) if value.startswith(BULK_ID) else value
 
-        failed_step: int | None = None
-        failure: ScimHttpError | None = None
-        for entry in batch.entries:
-            if failed_step is not None and entry.step >= failed_step:
-                break
+        pending, done = list(batch.entries), first  # done: the steps before `done` were carried out
+        while pending:
+            piece, pending = self._piece(pending, resolved)
+            again = self._send_piece(piece, steps, done, stopped, resolved, resolve)
+            pending = again + pending
+            done = pending[0].step if pending else done
+
+    def _piece(self, entries: list[_Entry], resolved: dict[str, str]) -> tuple[list[_Entry], list[_Entry]]:
+        """The entries for the next request, and the rest. Once the server refused a bulkId in a path, the ids
+        the answers gave replace bulkIds, and the piece ends before an operation whose path still names one
+        (a resource created earlier in this piece: its id comes with this piece's answer)."""
+        piece: list[_Entry] = []
+        for index, entry in enumerate(entries):
+            if entry.put is not None and not self.x.extension_paths:
+                entry.operation, entry.put = entry.put(), None
+            if not self.x.bulk_id_paths and entry.operation:
+                entry.operation = _with_ids(entry.operation, resolved)
+                if BULK_ID in entry.operation.get("path", "") and any(e.operation for e in piece):
+                    return piece, entries[index:]
+            piece.append(entry)
+        return piece, []
+
+    def _send_piece(self, piece: list[_Entry], steps: Sequence[Any], done: int, stopped,
+                    resolved: dict[str, str], resolve: Callable[[str], str]) -> list[_Entry]:
+        """One request; the entries to send again (from a refused operation on, once the refusal is learnt)."""
+        requests = [e for e in piece if e.operation]
+        results: list[dict[str, Any]] = []
+        if requests:
+            last = max(e.step for e in piece)
+            what = f"applying changes {done + 1} to {last + 1} in one request (POST /Bulk)"
+            try:
+                results = self.x.client.bulk([e.operation for e in requests], what)
+            except ScimHttpError as error:
+                raise stopped(done, steps[done].change, error) from None
+        outcome = iter(results)
+        for position, entry in enumerate(piece):
             if not entry.operation:
                 entry.after({}, resolve)
                 continue
             result = next(outcome, None)
             status = _status(result)
-            if status is None or status >= 400:
-                failed_step = entry.step
-                failure = ScimHttpError(f"{entry.what} ({entry.operation['method']} {entry.operation['path']} in /Bulk)",
-                                        status, _detail(result), (result or {}).get("response", {}).get("scimType")
-                                        if isinstance((result or {}).get("response"), dict) else None)
-                break
-            if entry.operation.get("bulkId"):
-                resolved[entry.operation["bulkId"]] = _created_id(result)
-            entry.after(result, resolve)
-        if failed_step is not None:
-            assert failure is not None
-            raise stopped(failed_step, steps[failed_step].change, failure)
+            if status is not None and status < 400:
+                if entry.operation.get("bulkId"):
+                    resolved[entry.operation["bulkId"]] = _created_id(result)
+                entry.after(result, resolve)
+                continue
+            response = (result or {}).get("response")
+            scim_type = response.get("scimType") if isinstance(response, dict) else None
+            failure = ScimHttpError(f"{entry.what} ({entry.operation['method']} {entry.operation['path']} in /Bulk)",
+                                    status, _detail(result), scim_type)
+            if next(outcome, None) is None and self._learnt(entry, failure, resolved):
+                return piece[position:]  # nothing after it ran (failOnErrors): send it again, the new way
+            raise stopped(entry.step, steps[entry.step].change, failure)
+        return []
+
+    def _learnt(self, entry: _Entry, failure: ScimHttpError, resolved: dict[str, str]) -> bool:
+        """Whether the refusal says the server lacks something this sender can do without, for the rest of the
+        apply: a bulkId (of a resource this batch created) in the path, or an extension attribute's path."""
+        referenced = BULK_ID_REFERENCE.search(entry.operation.get("path", ""))
+        if (self.x.bulk_id_paths and referenced and referenced.group(1) in resolved and failure.status is not None
+                and 400 <= failure.status < 500):
+            self.x.bulk_id_paths = False  # the resource exists (its POST succeeded): only its name in the path failed
+            return True
+        if entry.put is not None and self.x.extension_paths and refuses_extension_path(
+                failure, entry.operation.get("data", {}).get("Operations")):
+            self.x.extension_paths = False
+            return True
+        return False
+
+
+def refuses_extension_path(error: ScimHttpError, operations: Any) -> bool:
+    """A PATCH that named an extension attribute by path, refused as 400 invalidPath (RFC 7644 §3.12)."""
+    return error.status == 400 and (error.scim_type or "").lower() == "invalidpath" and patches_extension(operations)
+
+
+def _with_ids(operation: dict[str, Any], resolved: dict[str, str]) -> dict[str, Any]:
+    """The operation with every bulkId whose resource exists by now replaced by its id (path and data)."""
+
+    def swap(value: Any) -> Any:
+        if isinstance(value, str) and BULK_ID in value:
+            return BULK_ID_REFERENCE.sub(lambda m: resolved.get(m.group(1), m.group(0)), value)
+        if isinstance(value, dict):
+            return {k: swap(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [swap(v) for v in value]
+        return value
+
+    return swap(operation)
 
 
 def _size(entries: list[_Entry]) -> int:

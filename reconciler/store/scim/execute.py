@@ -15,7 +15,7 @@ from typing import Any
 
 from ...model import Change
 from .apply import Op, Step
-from .bulk import BulkSender
+from .bulk import BulkSender, refuses_extension_path
 from .client import ScimClient, ScimHttpError
 from .mapping import (
     MANAGER,
@@ -24,6 +24,8 @@ from .mapping import (
     new_group_resource,
     new_user_resource,
     patch_operations,
+    patches_extension,
+    put_body,
     read_group,
     remove_member_operation,
     set_paths,
@@ -46,7 +48,10 @@ class Executor:
 
     def __init__(self, client: ScimClient, snapshot: Snapshot):
         self.client = client
-        self.patch = client.capabilities().patch
+        # What the server takes, learnt for the rest of the apply (see _write and bulk.py):
+        self.patch = client.capabilities().patch  # PATCH at all: announced, and not answered 501
+        self.extension_paths = True  # PATCH paths into a schema extension, until one is refused as invalidPath
+        self.bulk_id_paths = True  # a Bulk operation's path naming a resource by bulkId, until one is refused
         self.user_ids = dict(snapshot.user_ids)  # key -> SCIM id
         self.group_ids = dict(snapshot.group_ids)
         self.user_resources = {i: u.resource for i, u in snapshot.users.items()}
@@ -133,24 +138,32 @@ class Executor:
         """PATCH the operations (none: nothing to send) while the server takes PATCH, else PUT the body.
 
         Returns None after a PATCH, else what the PUT answered (the body sent, when the answer is empty).
-        A PATCH answered 501 (announced but not implemented) switches to PUT for the rest of the apply.
+        Two refusals switch to PUT for the rest of the apply, as RFC 7644 lets a server support less:
+        - a PATCH answered 501: announced in /ServiceProviderConfig but not implemented (whether PATCH is
+          there at all is the server's to say, RFC 7643 §5); a PUT replaces the whole resource (§3.5.1);
+        - a PATCH naming an extension attribute by path ("<enterprise urn>:department") refused as 400
+          invalidPath: §3.5.2 leaves the paths a server accepts to it, and servers differ on the URN-qualified
+          form of §3.10; a PUT carries the extension's values inside the resource instead. Only PATCHes that
+          name such paths switch (group writes never do).
         """
-        if self.patch:
+        if self.patch and not (not self.extension_paths and patches_extension(operations)):
             try:
                 if operations:
                     self.client.patch(path, operations, what.format(verb="PATCH"))
                 return None
             except ScimHttpError as error:
-                if error.status != 501:
+                if error.status == 501:
+                    self.patch = False
+                elif refuses_extension_path(error, operations):
+                    self.extension_paths = False
+                else:
                     raise
-                self.patch = False
         sent = body()
         return self.client.put(path, sent, what.format(verb="PUT")) or sent
 
     def _write_user(self, user_id: str, resource: dict[str, Any], values: dict[str, Any], what: str) -> None:
         operations = patch_operations(resource, values) if self.patch else None
-        put = self._write(f"Users/{user_id}", operations,
-                          lambda: {k: v for k, v in set_paths(resource, values).items() if k != "meta"}, what)
+        put = self._write(f"Users/{user_id}", operations, lambda: put_body(resource, values), what)
         self.remember_user_resource(user_id, set_paths(resource, values) if put is None else put)
 
     def remember_user_resource(self, user_id: str, resource: dict[str, Any]) -> None:

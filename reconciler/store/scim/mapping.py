@@ -147,6 +147,22 @@ def patch_operations(resource: Mapping[str, Any], values: Mapping[str, Any]) -> 
     return operations
 
 
+def is_extension_path(path: Any) -> bool:
+    """Whether a PATCH path reaches into a schema extension by its URN ("<enterprise urn>:department")."""
+    return isinstance(path, str) and path[:4].lower() == "urn:"
+
+
+def patches_extension(operations: Any) -> bool:
+    """Whether PATCH operations name an extension attribute by path: the paths some servers refuse as
+    invalidPath (RFC 7644 §3.5.2 lets a server decide which paths it supports; §3.12 names the error)."""
+    return any(isinstance(o, Mapping) and is_extension_path(o.get("path")) for o in operations or ())
+
+
+def put_body(resource: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """The body of a PUT that sets the values: the resource as read, the paths set, without its meta."""
+    return {k: v for k, v in set_paths(resource, values).items() if k != "meta"}
+
+
 # ───────────────────────────── users ─────────────────────────────
 
 
