@@ -1,16 +1,23 @@
-"""What every store shares: the history line, the lock's answer, the clock, and the content fingerprint.
+"""What every store shares: the history line, the lock's answer and its holder's process, the clock, and the
+content fingerprint.
 
 Nothing here knows where a store keeps its users. A store plug-in (see
 `reconciler/store/__init__.py`) records its applies as `ApplyRecord`s, answers
 `lock()` with a `LockInfo`, refuses a stale plan with `STALE_MESSAGE`, and
 fingerprints its content with `fingerprint`, computed from the store values
 rather than from how the store holds them (rows, resources), so that the same
-content has the same fingerprint in every SQL engine.
+content has the same fingerprint in every SQL engine. A store whose lock is a
+row in a file (SQLite, the SCIM side file) records the holder's `LockProcess`
+with it, so that a successor can tell a crashed holder on the same machine
+from one that is still running.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -71,6 +78,111 @@ class LockInfo:
     holder: str
     since: str  # ISO 8601 UTC
     expired_takeover: str | None = None  # set when a crashed run's lock was taken over
+
+
+# ───────────────────────────── the lock holder's process ─────────────────────────────
+
+
+@dataclass(frozen=True)
+class LockProcess:
+    """The process that holds a file store's apply lock, as far as a successor needs it to prove the holder gone.
+
+    `host` and `pid` say where to look. `boot` (the kernel's boot id) and `pid_namespace` make sure the
+    successor looks at the same process table: a machine with the same host name, the same machine after a
+    reboot, or a container sharing the host name but not its processes are all "elsewhere", where nothing can
+    be proven and the lock's TTL decides. `started` (the process's start time in clock ticks since boot, field
+    22 of /proc/<pid>/stat) tells the holder from a later process that was given its pid. Without /proc (not
+    Linux) only `host` and `pid` are known: a pid that no longer exists proves the holder gone, a live one
+    proves nothing (it may be reused).
+    """
+
+    host: str
+    pid: int
+    boot: str | None = None
+    pid_namespace: str | None = None
+    started: str | None = None
+
+    @classmethod
+    def current(cls) -> LockProcess:
+        pid = os.getpid()
+        return cls(host=socket.gethostname(), pid=pid, boot=_boot_id(), pid_namespace=_pid_namespace(),
+                   started=_proc_stat(pid)[1])
+
+    def encode(self) -> str:
+        """`host=... pid=... [boot=...] [pidns=...] [started=...]`, space-separated, values percent-encoded."""
+        fields = {"host": self.host, "pid": str(self.pid), "boot": self.boot, "pidns": self.pid_namespace,
+                  "started": self.started}
+        return " ".join(f"{k}={urllib.parse.quote(v, safe='-._:[]')}" for k, v in fields.items() if v is not None)
+
+    @classmethod
+    def decode(cls, text: str) -> LockProcess | None:
+        """The process `encode` wrote, or None for anything else (a lock written before processes were recorded,
+        a hand-made row): such a lock is left to its TTL."""
+        fields: dict[str, str] = {}
+        for part in text.split():
+            key, sep, value = part.partition("=")
+            if not sep:
+                return None
+            fields[key] = urllib.parse.unquote(value)
+        try:
+            pid = int(fields["pid"])
+            host = fields["host"]
+        except (KeyError, ValueError):
+            return None
+        if pid <= 0 or not host:
+            return None
+        return cls(host=host, pid=pid, boot=fields.get("boot"), pid_namespace=fields.get("pidns"),
+                   started=fields.get("started"))
+
+    def gone(self) -> str | None:
+        """Why this process provably no longer runs ("pid 4242 on runner-1 is gone"), or None when it may
+        still run: it does, or it is elsewhere (another host, boot or pid namespace), where this process
+        cannot look."""
+        here = LockProcess.current()
+        if (self.host, self.boot, self.pid_namespace) != (here.host, here.boot, here.pid_namespace):
+            return None
+        said = f"pid {self.pid} on {self.host} is gone"
+        try:
+            os.kill(self.pid, 0)  # signal 0: nothing is sent, only whether the process exists is checked
+        except ProcessLookupError:
+            return said
+        except OSError:  # PermissionError: it exists, another user's
+            pass
+        state, started = _proc_stat(self.pid)
+        if state in ("Z", "X"):  # exited; only its exit status waits for its parent
+            return said
+        if self.started is not None and started is not None and started != self.started:
+            return f"{said} (its pid now belongs to a process started later)"
+        return None
+
+
+def _proc_stat(pid: int) -> tuple[str | None, str | None]:
+    """(state, start time in clock ticks since boot) from /proc/<pid>/stat, or (None, None) where unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            text = handle.read().decode("ascii", "replace")
+    except OSError:
+        return None, None
+    # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ")"
+    fields = text[text.rfind(")") + 2:].split()
+    if len(fields) < 20:
+        return None, None
+    return fields[0], fields[19]  # fields 3 and 22 of proc(5)
+
+
+def _boot_id() -> str | None:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as handle:
+            return handle.read().strip() or None
+    except OSError:
+        return None
+
+
+def _pid_namespace() -> str | None:
+    try:
+        return os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
+    except OSError:
+        return None
 
 
 @contextmanager

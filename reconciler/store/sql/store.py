@@ -19,7 +19,10 @@ from typing import Any
 from ... import __version__
 from ...errors import Location, LockHeld, ReconcilerError, StalePlan, StoreError
 from ...model import Change, Link, StoreState, StoreUser
-from ..common import DEFAULT_LOCK_TTL, STALE_MESSAGE, ApplyRecord, Clock, LockInfo, failures_recorded, iso, summarise, utc_now
+from ..common import (
+    DEFAULT_LOCK_TTL, STALE_MESSAGE, ApplyRecord, Clock, LockInfo, LockProcess, failures_recorded, iso, summarise,
+    utc_now,
+)
 from ..common import fingerprint as content_fingerprint
 from .apply import ChangeWriter
 from .rows import HISTORY_COLUMNS, history_record, history_values, store_team, store_user
@@ -244,21 +247,27 @@ class SqlStore:
             tx.execute("DELETE FROM apply_lock WHERE name = 'apply' AND token = ?", (token,))
 
     def _acquire(self, holder: str) -> tuple[LockInfo, str]:
-        token = uuid.uuid4().hex
+        # the token tells this lock from a successor's, and says which process holds it (see `_holder_gone`)
+        token = f"{uuid.uuid4().hex} {LockProcess.current().encode()}"
         now = self.clock()
         with self._transaction(write=True, create=True) as tx:
             assert tx is not None
             takeover = None
             current = tx.one("SELECT holder, token, since, ttl_seconds FROM apply_lock WHERE name = 'apply'")
             if current is not None:
-                old_holder, _, since, ttl = current
+                old_holder, old_token, since, ttl = current
                 expires = self._expiry(since, ttl)
-                if now < expires:
+                gone = self._holder_gone(old_token)
+                if gone is not None:
+                    takeover = (f"took over the lock of {old_holder} ({gone}; it held the lock since {since}); "
+                                "that apply crashed")
+                elif now < expires:
                     raise LockHeld(self._held_message(old_holder, since, expires))
-                takeover = (
-                    f"took over the lock of {old_holder} (held since {since}, expired at {iso(expires)}); "
-                    "that apply presumably crashed"
-                )
+                else:
+                    takeover = (
+                        f"took over the lock of {old_holder} (held since {since}, expired at {iso(expires)}); "
+                        "that apply presumably crashed"
+                    )
                 tx.execute("DELETE FROM apply_lock WHERE name = 'apply'")
             since_text = iso(now)
             tx.execute(
@@ -266,6 +275,19 @@ class SqlStore:
                 (holder, token, since_text, self.lock_ttl),
             )
         return LockInfo(holder=holder, since=since_text, expired_takeover=takeover), token
+
+    @staticmethod
+    def _holder_gone(token: Any) -> str | None:
+        """Why the lock's holder provably no longer runs, or None: then the TTL decides.
+
+        The token is "<hex> host=... pid=..." (`LockProcess.encode`). Only a holder on this host, in this
+        boot and pid namespace, can be proven gone, by its pid and start time; a token of a reconciler that
+        did not record its process, or of another host, leaves the lock to its TTL.
+        """
+        if not isinstance(token, str) or " " not in token:
+            return None
+        process = LockProcess.decode(token.split(" ", 1)[1])
+        return process.gone() if process is not None else None
 
     @staticmethod
     def _expiry(since: str, ttl: int) -> datetime:
@@ -288,7 +310,7 @@ class SqlStore:
             return
         holder, token, since, ttl = current
         expires = self._expiry(since, ttl)
-        if token != self._lock_token and self.clock() < expires:
+        if token != self._lock_token and self.clock() < expires and self._holder_gone(token) is None:
             raise LockHeld(self._held_message(holder, since, expires))
 
     # ── apply ──
