@@ -29,7 +29,8 @@ from reconciler.model import Change
 from reconciler.policy.model import SecretRef
 from reconciler.policy.model import StoreConfig
 from reconciler.store import open_store
-from reconciler.store.sql.postgres import APPLY_LOCK_CLASS, PostgresStore, to_pyformat
+from reconciler.store.common import LockProcess
+from reconciler.store.sql.postgres import APPLY_LOCK_CLASS, PostgresStore, describe, parse_conninfo, to_pyformat
 from reconciler.store.sql.sqlite import SqliteStore
 from tests.servers import wait_until
 from tests.servers.postgres import DATABASE, ROLE, ROLE_PASSWORD, PostgresServer
@@ -264,14 +265,46 @@ def test_an_application_transaction_holding_the_tables_too_long_makes_the_apply_
     impatient.close()
 
 
-def test_a_schema_with_the_applications_own_users_table_is_not_taken_over(engine: PostgresEngine, store: PostgresStore):
+def test_a_schema_with_the_applications_own_users_table_is_refused_before_anything_is_created(
+    engine: PostgresEngine, store: PostgresStore
+):
     engine.execute("CREATE TABLE users (id serial PRIMARY KEY, login text)")
-    with pytest.raises(StoreError) as raised:
-        apply(store)
-    assert str(raised.value).endswith(
-        'relation "users" already exists, but not as part of a reconciler store; point the store at a schema of '
-        "its own (options=-csearch_path%3Dreconciler in the URL)")
+    engine.execute("INSERT INTO users (login) VALUES ('root')")
+    refusal = (f"{describe_store(engine)}: not a reconciler store: schema {engine.schema()} has tables of another "
+               "application named like the store's (users) and no reconciler schema_version table, so it was left "
+               "as it is; point the store at a schema of its own (options=-csearch_path%3Dreconciler in the URL)")
+    for attempt in (store.read, store.history, lambda: apply(store), lambda: store.record(record())):
+        with pytest.raises(StoreError) as raised:  # plan and history too: not read as an empty store
+            attempt()
+        assert str(raised.value) == refusal
+    with pytest.raises(StoreError, match="not a reconciler store: "):
+        with store.lock("ci@runner"):
+            pass
     assert engine.rows("SELECT tablename FROM pg_tables WHERE schemaname = ?", (engine.schema(),)) == [("users",)]
+    assert engine.rows("SELECT login FROM users") == [("root",)]
+
+
+def test_another_applications_schema_version_table_is_a_clash_too(engine: PostgresEngine, store: PostgresStore):
+    engine.execute("CREATE TABLE schema_version (version text PRIMARY KEY, script text)")  # a migration tool's
+    engine.execute("INSERT INTO schema_version VALUES ('1', 'V1__init.sql')")
+    with pytest.raises(StoreError, match=r"has tables of another application named like the store's "
+                                         r"\(schema_version\)"):
+        apply(store)
+    assert engine.rows("SELECT * FROM schema_version") == [("1", "V1__init.sql")]
+
+
+def test_a_schema_with_other_tables_of_other_names_gets_the_store_beside_them(
+    engine: PostgresEngine, store: PostgresStore
+):
+    """A schema is a shared namespace (public holds extensions' tables too): only a clash of names is refused."""
+    engine.execute("CREATE TABLE orders (id serial PRIMARY KEY)")
+    seeded(store)
+    assert sorted(store.read().users) == ["corp:a1", "corp:b2"]
+    assert ("orders",) in engine.rows("SELECT tablename FROM pg_tables WHERE schemaname = ?", (engine.schema(),))
+
+
+def describe_store(engine: PostgresEngine) -> str:
+    return describe(parse_conninfo(engine.url(), "store.url"))
 
 
 # ───────────────────────────── the advisory lock ─────────────────────────────
@@ -331,6 +364,23 @@ def test_a_crashed_runs_lock_goes_with_its_session_and_is_taken_over_at_once(eng
         assert "database session ended without releasing it" in info.expired_takeover
         assert engine.rows("SELECT holder FROM apply_lock") == [("ci@next",)]
         apply(successor)
+    successor.close()
+
+
+def test_the_advisory_lock_decides_not_the_rows_process(engine: PostgresEngine):
+    """A file store proves a crashed holder gone by its pid on this host; PostgreSQL needs no such proof: the
+    advisory lock ends with the holder's session, wherever it ran. A row whose process still runs (this very
+    test process) but whose session is gone is taken over at once, within its TTL."""
+    seed = engine.open()
+    apply(seed)
+    seed.close()
+    engine.execute("INSERT INTO apply_lock (name, holder, token, since, ttl_seconds) VALUES ('apply', 'ci@gone', ?, "
+                   "'2026-11-21T09:00:00Z', 900)", (f"0123abcd {LockProcess.current().encode()}",))
+    successor = engine.open(clock=FakeClock())  # 09:00:00: the row is within its TTL
+    with successor.lock("ci@next") as info:
+        assert info.expired_takeover == (
+            "took over the lock of ci@gone (held since 2026-11-21T09:00:00Z); its database session ended without "
+            "releasing it, so that apply presumably crashed")
     successor.close()
 
 

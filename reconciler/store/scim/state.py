@@ -52,6 +52,8 @@ class SideFile:
         self.path = Path(path)
         self.where = str(self.path)
         self._sqlite = SqliteStore(StoreConfig(kind="sqlite", path=str(self.path)), lock_ttl=lock_ttl, clock=clock)
+        self._sqlite.setting = "store.state_dir"  # the side file's place in the policy
+        self._sqlite.companion_tables = frozenset({NOTES_TABLE})  # the notes are ours too, not another application's
 
     # ── lock and history: the SQLite store's own ──
 

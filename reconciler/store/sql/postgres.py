@@ -20,6 +20,9 @@ shared with SQLite. What differs is here:
   the refusal then says which server process to end if it hangs.
 
 Advisory lock keys are per schema, so several stores can share one database.
+A schema may hold other tables too, but not one named like the store's (users,
+teams...) without reconciler's schema_version: that is another application's,
+and the store is refused there, before anything is created (see `_foreign_tables`).
 """
 from __future__ import annotations
 
@@ -38,7 +41,7 @@ from ...errors import Location, LockHeld, StoreError
 from ...policy.model import SecretRef
 from ...policy.model import StoreConfig
 from ..common import DEFAULT_LOCK_TTL, Clock, LockInfo, iso, utc_now
-from .schema import POSTGRESQL
+from .schema import POSTGRESQL, store_relations
 from .store import SqlStore, Tx
 
 CONNECT_TIMEOUT = 10  # seconds, unless the URL sets connect_timeout
@@ -124,6 +127,28 @@ class PostgresStore(SqlStore):
         row = tx.one("SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = ?",
                      (name,))
         return row is not None
+
+    def _columns(self, tx: Tx, table: str) -> set[str]:
+        # the catalog, not information_schema, which hides the columns of tables the role has no rights on
+        return {row[0] for row in tx.all(
+            "SELECT a.attname FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
+            "AND c.relname = ? AND a.attnum > 0 AND NOT a.attisdropped", (table,))}
+
+    def _foreign_tables(self, tx: Tx) -> list[str]:
+        # A schema is a shared namespace (public holds extensions' tables too): other tables are left alone
+        # beside the store's. One named like the store's is another application's, and creating the store
+        # there would fail halfway, or, for a name created IF NOT EXISTS, mix its rows with ours.
+        rows = tx.all(
+            "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relname = ANY(?) ORDER BY c.relname", (store_relations(),))
+        return [row[0] for row in rows]
+
+    def _not_a_store(self, tx: Tx, tables: list[str]) -> str:
+        schema = tx.one("SELECT current_schema()")[0]
+        return (f"not a reconciler store: schema {schema} has tables of another application named like the "
+                f"store's ({', '.join(tables)}) and no reconciler schema_version table, so it was left as it is; "
+                "point the store at a schema of its own (options=-csearch_path%3Dreconciler in the URL)")
 
     # ── the apply lock ──
 

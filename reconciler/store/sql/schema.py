@@ -10,6 +10,7 @@ What an application may rely on is described in docs/store-schema.md.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
 
@@ -124,6 +125,21 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
+
+# What tells reconciler's schema_version table from another application's table of that name: its columns and
+# its first row, the first migration's description (a migration is never edited once released).
+SCHEMA_VERSION_COLUMNS = frozenset({"version", "description", "applied_at"})
+FIRST_DESCRIPTION = MIGRATIONS[0].description
+
+
+def store_relations() -> list[str]:
+    """The names of the tables and indexes the migrations create, schema_version included: in a shared
+    namespace (a PostgreSQL schema), another application's relation of one of these names is a clash."""
+    names = {"schema_version"}
+    for migration in MIGRATIONS:
+        for statement in migration.statements:
+            names.update(re.findall(r"CREATE (?:UNIQUE )?(?:TABLE|INDEX) (?:IF NOT EXISTS )?(\w+)", statement))
+    return sorted(names)
 
 
 class Cursor(Protocol):

@@ -2,6 +2,8 @@
 
 Everything but the connection, the write transaction's start and the driver's
 errors is `SqlStore`'s (store.py), shared with PostgreSQL.
+
+A SQLite database of another application is refused before anything in it changes.
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ class SqliteStore(SqlStore):
     kind = "sqlite"
     dialect = SQLITE
     busy_timeout = 10.0  # seconds a write waits for another process's write transaction
+    setting = "store.path"  # what names the file in the policy, for the advice in messages
+    companion_tables: frozenset[str] = frozenset()  # tables of a file that is this store plus more (SCIM's notes)
 
     def __init__(self, config: StoreConfig, lock_ttl: int = DEFAULT_LOCK_TTL, clock: Clock = utc_now):
         super().__init__(lock_ttl=lock_ttl, clock=clock)
@@ -67,6 +71,22 @@ class SqliteStore(SqlStore):
     def _table_exists(self, tx: Tx, name: str) -> bool:
         return tx.one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)) is not None
 
+    def _columns(self, tx: Tx, table: str) -> set[str]:
+        return {row[1] for row in tx.all(f"PRAGMA table_info({table})")}
+
+    def _foreign_tables(self, tx: Tx) -> list[str]:
+        # a SQLite file is one application's: any table of its own (not SQLite's sqlite_*) makes it that one's
+        names = tx.all("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite!_%' "
+                       "ESCAPE '!' ORDER BY name")
+        return [name for (name,) in names if name not in self.companion_tables]
+
+    def _not_a_store(self, tx: Tx, tables: list[str]) -> str:
+        shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
+        return (f"not a reconciler store: this SQLite database has tables of its own ({shown}) and no reconciler "
+                f"schema_version table, so it was left as it is; point {self.setting} at reconciler's store file, "
+                "or at a path that does not exist yet")
+
+
     def _driver_error(self, error: Exception) -> StoreError | None:
         if not isinstance(error, sqlite3.Error):
             return None
@@ -78,7 +98,8 @@ class SqliteStore(SqlStore):
             )
         elif "file is not a database" in text:
             message = (
-                "not a SQLite database; point store.path at reconciler's store file (or a path that does not exist yet)"
+                f"not a SQLite database; point {self.setting} at reconciler's store file (or a path that does not "
+                "exist yet)"
             )
         elif "unable to open database file" in text:
             message = "cannot open the store file; check that store.path is a writable file in a writable folder"

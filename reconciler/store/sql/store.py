@@ -26,7 +26,7 @@ from ..common import (
 from ..common import fingerprint as content_fingerprint
 from .apply import ChangeWriter
 from .rows import HISTORY_COLUMNS, history_record, history_values, store_team, store_user
-from .schema import LATEST_VERSION, Dialect, apply_migrations
+from .schema import FIRST_DESCRIPTION, LATEST_VERSION, SCHEMA_VERSION_COLUMNS, Dialect, apply_migrations
 
 USER_COLUMNS = "id, key, email, display_name, attributes, team_key, status, managed"
 
@@ -74,6 +74,19 @@ class SqlStore:
     def _table_exists(self, tx: Tx, name: str) -> bool:
         raise NotImplementedError
 
+    def _columns(self, tx: Tx, table: str) -> set[str]:
+        raise NotImplementedError
+
+    def _foreign_tables(self, tx: Tx) -> list[str]:
+        """The tables (sorted) that make this database or schema, without reconciler's schema_version, someone
+        else's rather than an empty place for a new store; [] when the store may be created here."""
+        raise NotImplementedError
+
+    def _not_a_store(self, tx: Tx, tables: list[str]) -> str:
+        """The one-line refusal of a database that is not a reconciler store (see `_foreign_tables`)."""
+        raise NotImplementedError
+
+
     def _param(self, sql: str) -> str:
         return sql
 
@@ -101,9 +114,16 @@ class SqlStore:
             if connection is None:
                 yield None
                 return
-            if write and not self._schema_ready:
-                self._prepare_connection(connection)
             cursor = connection.cursor()
+            if write and not self._schema_ready:
+                # Someone else's database is refused before anything changes in it, the journal mode included
+                # (SQLite's WAL mode stays with the file): _ensure_schema checks again inside the write.
+                cursor.execute("BEGIN")
+                try:
+                    self._check_version(Tx(cursor, self._param))
+                finally:
+                    self._rollback(cursor)
+                self._prepare_connection(connection)
             tx = Tx(cursor, self._param)
             cursor.execute(self._begin_write() if write else "BEGIN")
             try:
@@ -136,11 +156,15 @@ class SqlStore:
                 raise
             raise translated from None
 
-    def _schema_version(self, tx: Tx) -> int:
+    def _is_store(self, tx: Tx) -> bool:
+        """Whether reconciler's schema_version table is here (not merely a table of that name)."""
         if not self._table_exists(tx, "schema_version"):
-            return 0
-        row = tx.one("SELECT max(version) FROM schema_version")
-        return int(row[0] or 0)
+            return False
+        if not SCHEMA_VERSION_COLUMNS <= self._columns(tx, "schema_version"):
+            return False
+        # CASTs: another application's columns of these names may have other types
+        row = tx.one("SELECT CAST(description AS TEXT) FROM schema_version WHERE CAST(version AS TEXT) = '1'")
+        return row is not None and row[0] == FIRST_DESCRIPTION
 
     def _ensure_schema(self, tx: Tx) -> None:
         """Create or upgrade the tables, inside the caller's write transaction."""
@@ -153,7 +177,14 @@ class SqlStore:
                 tx.execute("INSERT INTO meta (key, value) VALUES (?, ?)", ("created_by", f"reconciler {__version__}"))
 
     def _check_version(self, tx: Tx) -> int:
-        version = self._schema_version(tx)
+        """The store's schema version, 0 where there is no store yet; refuses someone else's database and a
+        store made by a newer reconciler."""
+        if not self._is_store(tx):
+            foreign = self._foreign_tables(tx)
+            if foreign:
+                raise StoreError(self._not_a_store(tx, foreign), Location(self.where))
+            return 0
+        version = int(tx.one("SELECT max(version) FROM schema_version")[0] or 0)
         if version > LATEST_VERSION:
             raise StoreError(
                 f"the store has schema version {version} but this reconciler knows only up to {LATEST_VERSION}; "
