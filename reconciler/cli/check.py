@@ -25,6 +25,13 @@ def state_folder_problem(folder: str) -> str | None:
     return None
 
 
+def state_file_problem(file: str) -> str | None:
+    """Why the store's existing state file could not be written, or None (a file not there yet is made by apply)."""
+    if os.path.exists(file) and not os.access(file, os.W_OK):
+        return f"{file} is read-only for this user; apply needs write access to it: fix its permissions"
+    return None
+
+
 def run_checks(policy: Policy) -> bool:
     from ..directory import check_directory
     from ..store import open_store
@@ -39,7 +46,7 @@ def run_checks(policy: Policy) -> bool:
             typer.echo(f"{'OK  ' if step.ok else 'FAIL'} {directory.name}: {step.name}: {step.detail}")
     where = policy.store.file()
     if where is not None:
-        problem = state_folder_problem(os.path.dirname(where))
+        problem = state_folder_problem(os.path.dirname(where)) or state_file_problem(where)
         ok &= problem is None
         typer.echo(f"FAIL store: {policy.store.kind}: {problem}" if problem else
                    f"OK   store: {policy.store.kind}: {os.path.dirname(where)} is writable")
@@ -47,9 +54,11 @@ def run_checks(policy: Policy) -> bool:
         store = open_store(policy.store)
         try:
             state = store.read()
+            read_only = getattr(store, "read_only", False)  # a store opened read-only says so (SqliteStore)
         finally:
             store.close()
-        typer.echo(f"OK   store: {policy.store.kind}: opened, {sum(u.managed for u in state.users.values())} managed users")
+        how = "opened read-only (plan, history and explain can read it; apply cannot write it)" if read_only else "opened"
+        typer.echo(f"OK   store: {policy.store.kind}: {how}, {sum(u.managed for u in state.users.values())} managed users")
     except Exception as error:  # noqa: BLE001  any failure to open the store is what check reports
         ok = False
         typer.echo(f"FAIL store: {policy.store.kind}: {error}")

@@ -1,5 +1,7 @@
 """Store files that are not what they seem, through the command (issue 12):
 
+- a store this user may only read: plan, history, explain and check read it (and write nothing, not even
+  SQLite's -wal and -shm files), apply says in one line that it needs write access;
 - a SQLite file of another application at store.path: every command refuses it in one line and leaves it
   byte for byte as it was;
 - a crashed apply's lock: taken over at once when the holder's process is provably gone (this host, pid
@@ -8,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -21,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.store.common import LockProcess
-from tests.e2e.conftest import ROOT, Company, Result
+from tests.e2e.conftest import ROOT, Company, Result, reconciler_executable
 
 SAMUEL = "samuel.osei@corp.example.com"  # the person whose title the directory changes below
 
@@ -45,6 +48,72 @@ def change_a_title(company: Company) -> None:
 
 def listing_and_bytes(company: Company) -> tuple[list[str], bytes]:
     return sorted(os.listdir(company.store.parent)), company.store.read_bytes()
+
+
+# ───────────────────────────── a store this user may only read ─────────────────────────────
+
+
+def run_without_root_powers(company: Company, *args: str) -> Result:
+    """The command, with file permissions holding even for root (which ignores them): without the capabilities
+    that override them (tests/e2e/test_no_tracebacks.py does the same)."""
+    command = [reconciler_executable(), *args]
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv: a read-only file cannot be made read-only")
+        drop = "-dac_override,-dac_read_search,-fowner"
+        command = [setpriv, f"--inh-caps={drop}", f"--bounding-set={drop}", *command]
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
+    done = subprocess.run(command, cwd=company.folder, capture_output=True, text=True, env=environment, timeout=120)
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+@pytest.fixture(params=["folder and file", "file", "folder"])
+def read_only(request, synced: Company):
+    """The synced company with a title changed in the directory, its store read-only as the parameter says."""
+    change_a_title(synced)
+    folder, file = synced.store.parent, synced.store
+    if request.param != "folder":
+        file.chmod(0o444)
+    if request.param != "file":
+        folder.chmod(0o555)
+    synced.read_only = request.param
+    yield synced
+    folder.chmod(0o755)
+    file.chmod(0o644)
+
+
+def test_plan_history_explain_and_check_read_a_store_this_user_cannot_write(read_only: Company):
+    before = listing_and_bytes(read_only)
+    plan = run_without_root_powers(read_only, "plan", "policy.yaml", "--detailed-exitcode")
+    assert plan.code == 2 and plan.err == "", plan.err  # changes pending: the title
+    assert "update user" in plan.out and SAMUEL in plan.out
+    history = run_without_root_powers(read_only, "history", "policy.yaml")
+    assert history.code == 0 and "applied" in history.out and history.err == ""
+    explain = run_without_root_powers(read_only, "explain", "policy.yaml", SAMUEL)
+    assert explain.code == 0 and "update user" in explain.out, explain.out + explain.err
+    check = run_without_root_powers(read_only, "check", "policy.yaml")
+    assert check.code == 1 and "Traceback" not in check.err  # apply could not run here: check says so
+    folder, file = read_only.store.parent, read_only.store
+    cannot_write = (f"{file} is read-only for this user; apply needs write access to it: fix its permissions"
+                    if read_only.read_only == "file" else
+                    f"{folder} is not writable by this user; the store's state (database, lock, history) must be "
+                    "kept there: fix its permissions or point store.state_dir elsewhere")
+    assert [line for line in check.out.splitlines() if " store: " in line] == [
+        f"FAIL store: sqlite: {cannot_write}",
+        "OK   store: sqlite: opened read-only (plan, history and explain can read it; apply cannot write it), "
+        "288 managed users",
+    ]
+    assert listing_and_bytes(read_only) == before  # no -wal, no -shm, not a byte
+
+
+def test_apply_to_a_store_this_user_cannot_write_says_it_needs_write_access(read_only: Company):
+    before = listing_and_bytes(read_only)
+    result = run_without_root_powers(read_only, "apply", "policy.yaml", "--auto-approve")
+    line = assert_one_line_error(result)
+    assert line.startswith(f"{read_only.store}: ")
+    assert "apply needs write access to" in line and "plan, history and explain only read" in line
+    assert listing_and_bytes(read_only) == before
 
 
 # ───────────────────────────── another application's SQLite file ─────────────────────────────

@@ -5,7 +5,9 @@ of a user's groups is their team or which directory entries they came from. A
 small SQLite file next to the policy (`.reconciler/scim-state.db`) keeps them:
 
 - the apply lock and the history, by composition with the SQLite store (the
-  same tables, the same lock rules: TTL, takeover, refusal message);
+  same tables, the same lock rules: TTL, takeover of a crashed holder on this
+  host at once, refusal message; read-only access is enough to read it, and a
+  SQLite file of another application is refused untouched);
 - "notes": per managed user, their team and their links; per managed team,
   its parent. The server stays the truth for everything the application sees;
   notes only say how to read it. A lost side file costs nothing but one apply:
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import urllib.parse
 from collections.abc import Callable
 from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass, field
@@ -73,19 +74,10 @@ class SideFile:
 
     def load(self) -> Notes:
         """The notes; empty when there is no side file (yet) or it has none."""
-        if not self.path.exists():
-            return Notes()
-        try:
-            uri = f"file:{urllib.parse.quote(str(self.path))}?mode=ro"
-            with closing(sqlite3.connect(uri, uri=True, timeout=10.0)) as db:
-                if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (NOTES_TABLE,)).fetchone() is None:
-                    return Notes()
-                rows = db.execute(f"SELECT kind, key, data FROM {NOTES_TABLE}").fetchall()
-        except sqlite3.Error as error:
-            raise StoreError(f"cannot read the SCIM store's side file: {error}; delete it to start it afresh "
-                             "(the next apply rewrites it)", Location(self.where)) from None
+        # read like the lock and history: read-only where this user cannot write, someone else's file refused
+        rows = self._sqlite.read_table(NOTES_TABLE, "kind, key, data")
         notes = Notes()
-        for kind, key, data in rows:
+        for kind, key, data in rows or ():
             try:
                 value = json.loads(data)
                 if kind == "user":

@@ -70,8 +70,9 @@ class PostgresStore(SqlStore):
 
     # ── connection ──
 
-    def _connect(self, create: bool) -> psycopg.Connection:
-        """The store's one connection (a PostgreSQL database always exists; its tables may not)."""
+    def _connect(self, create: bool, write: bool = True) -> psycopg.Connection:
+        """The store's one connection, for reads and writes alike (a PostgreSQL database always exists; its
+        tables may not)."""
         if self._connection is not None and not self._connection.closed:
             return self._connection
         if self._holding:  # the session that held the apply lock is gone, and the lock with it

@@ -126,6 +126,11 @@ MIGRATIONS: tuple[Migration, ...] = (
 
 LATEST_VERSION = MIGRATIONS[-1].version
 
+# A store that an older reconciler made is upgraded when it is next written to (and by a read that may write);
+# a read that may not write (a read-only file, a role without rights) reads it as it is if its version is at
+# least this one. Raise it to the new version when a migration changes what `SqlStore.read` and `history` read.
+OLDEST_READABLE = 1
+
 # What tells reconciler's schema_version table from another application's table of that name: its columns and
 # its first row, the first migration's description (a migration is never edited once released).
 SCHEMA_VERSION_COLUMNS = frozenset({"version", "description", "applied_at"})

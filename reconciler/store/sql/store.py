@@ -26,7 +26,9 @@ from ..common import (
 from ..common import fingerprint as content_fingerprint
 from .apply import ChangeWriter
 from .rows import HISTORY_COLUMNS, history_record, history_values, store_team, store_user
-from .schema import FIRST_DESCRIPTION, LATEST_VERSION, SCHEMA_VERSION_COLUMNS, Dialect, apply_migrations
+from .schema import (
+    FIRST_DESCRIPTION, LATEST_VERSION, OLDEST_READABLE, SCHEMA_VERSION_COLUMNS, Dialect, apply_migrations,
+)
 
 USER_COLUMNS = "id, key, email, display_name, attributes, team_key, status, managed"
 
@@ -63,9 +65,15 @@ class SqlStore:
 
     # ── hooks ──
 
-    def _connect(self, create: bool) -> Any | None:
-        """An open connection in autocommit mode, or None when the store does not exist and create is False."""
+    def _connect(self, create: bool, write: bool) -> Any | None:
+        """An open connection in autocommit mode, or None when the store does not exist and create is False.
+        Without `write`, the connection is for reading only; an engine may then open it read-only."""
         raise NotImplementedError
+
+    def _may_write(self) -> bool:
+        """False when it is known beforehand that this store cannot be written (a read-only file): a read
+        then does not even try to upgrade an older schema."""
+        return True
 
     def _begin_write(self) -> str:
         """The statement that starts a transaction holding the write lock from its start."""
@@ -85,7 +93,6 @@ class SqlStore:
     def _not_a_store(self, tx: Tx, tables: list[str]) -> str:
         """The one-line refusal of a database that is not a reconciler store (see `_foreign_tables`)."""
         raise NotImplementedError
-
 
     def _param(self, sql: str) -> str:
         return sql
@@ -110,7 +117,7 @@ class SqlStore:
         either committed or rolled back before this returns.
         """
         with self._driver_errors():
-            connection = self._connect(create)
+            connection = self._connect(create, write)
             if connection is None:
                 yield None
                 return
@@ -199,16 +206,32 @@ class SqlStore:
 
         Never creates a store. An existing store with an older schema is upgraded
         first: that is not a content change, so plans made against it stay valid.
+        A store that cannot be written is read as it is, if its schema is not older
+        than OLDEST_READABLE.
         """
         version = LATEST_VERSION
         if not self._schema_ready:
             with self._transaction(write=False) as tx:
                 version = self._check_version(tx) if tx is not None else 0
             if 0 < version < LATEST_VERSION:
-                with self._transaction(write=True):
-                    pass
+                self._upgrade_to_read(version)
         with self._transaction(write=False) as tx:
             yield tx if version > 0 else None
+
+    def _upgrade_to_read(self, version: int) -> None:
+        try:
+            if not self._may_write():
+                raise StoreError("the store cannot be written", Location(self.where))
+            with self._transaction(write=True):
+                pass
+        except StoreError as error:
+            if version < OLDEST_READABLE:
+                raise StoreError(
+                    f"the store has schema version {version}, which this reconciler reads only after upgrading it "
+                    f"to {LATEST_VERSION}, and the upgrade failed: {error.message}",
+                    Location(self.where),
+                ) from None
+            # readable as it is: the first write (an apply, with write access) upgrades it
 
     # ── read ──
 
