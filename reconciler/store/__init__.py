@@ -27,7 +27,15 @@ A store must:
   change only managed objects (or adopt), and record the apply in its history,
   a failure as "failed: ..." (`failures_recorded`);
 - `lock()` so two applies never overlap (a held lock raises `LockHeld`, naming the
-  holder and since when; a lock older than its TTL is taken over and says so);
+  holder and since when; a lock older than its TTL is taken over and says so, and
+  so is at once a lock whose holder is provably gone: a session that ended on
+  PostgreSQL, a process of this host that no longer runs for a lock kept in a file,
+  `common.LockProcess`; a holder elsewhere, which cannot be checked, keeps its TTL);
+- read with read access alone (`read()` and `history()` change no content, and
+  nothing at all where they may not write: plan, history, explain and check work
+  on a store this user may not write; apply says it needs write access), and
+  refuse a place holding another application's data (a SQLite file, a PostgreSQL
+  schema with tables of the store's names) before changing anything there;
 - keep `history()` of applies, and `record()` one history line on its own (a
   refusal decided before apply);
 - pass the store contract, tests/store_contract.py, run against it.
