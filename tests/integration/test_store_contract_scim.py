@@ -1,7 +1,9 @@
 """The store contract (tests/store_contract.py) on the SCIM store, against a real scim2-server on loopback.
 
 Each test gets a fresh server (scim2-server keeps its resources in memory) and
-a side file of its own. The application's side is the server's own API, as an
+a side file of its own. The same tests run against a second, independent SCIM
+server, SCIMMY (test_store_contract_scimmy.py): it overrides `start_server`
+and takes everything else from here. The application's side is the server's own API, as an
 administrator or the application itself would use it, plus the side file for
 the lock record. Where SCIM legitimately differs from the SQL stores, the
 `ScimApplication` says so and the contract's test says why; the contract's
@@ -42,15 +44,16 @@ SIDE_FILE = Path(".reconciler") / "scim-state.db"
 
 
 class ScimEngine:
-    """SCIM stores, each on a scim2-server of its own (started when first opened) with a side file of its own."""
+    """SCIM stores, each on a server of its own (started when first opened) with a side file of its own."""
 
-    def __init__(self, folder: Path, monkeypatch: pytest.MonkeyPatch):
-        self.folder, self.monkeypatch = folder, monkeypatch
+    def __init__(self, folder: Path, monkeypatch: pytest.MonkeyPatch,
+                 start: Callable[[Path], ScimServer] = start_scim_server):
+        self.folder, self.monkeypatch, self.start = folder, monkeypatch, start
         self.servers: dict[str, ScimServer] = {}
 
     def server(self, name: str = "main") -> ScimServer:
         if name not in self.servers:
-            self.servers[name] = start_scim_server(self.folder / name / "scim2-server")
+            self.servers[name] = self.start(self.folder / name / "server")
         return self.servers[name]
 
     def side_file(self, name: str = "main") -> Path:
@@ -152,10 +155,16 @@ class ScimApplication:
 
 
 @pytest.fixture
-def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ScimEngine]:
+def start_server() -> Callable[[Path], ScimServer]:
+    """How a store's server starts: scim2-server here; another module overrides it to run the same tests."""
+    return start_scim_server
+
+
+@pytest.fixture
+def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start_server) -> Iterator[ScimEngine]:
     for name in PROXY_VARIABLES | {v.upper() for v in PROXY_VARIABLES}:
         monkeypatch.delenv(name, raising=False)  # the servers are on loopback
-    engine = ScimEngine(tmp_path, monkeypatch)
+    engine = ScimEngine(tmp_path, monkeypatch, start_server)
     yield engine
     engine.stop()
 
