@@ -18,11 +18,17 @@ The stock mock has gaps that would make a snapshot plan differ from a live one;
   spacing and escaping (`\\2A` vs `*`) do not matter;
 - one-level scope dropped entries with an escaped comma in their RDN and
   included the base itself.
+
+`SnapshotSearch.explain` answers for one entry clause by clause (`Clause`, the
+text of each clause as written, from `split_filter`), each clause evaluated by
+the same search: what `reconciler explain` prints, for a snapshot and for an
+entry read from a live server alike.
 """
 from __future__ import annotations
 
 import functools
 import re
+from dataclasses import dataclass
 from typing import Iterable, Literal, Mapping, Sequence
 
 from ldap3 import BASE, LEVEL, MOCK_SYNC, OFFLINE_AD_2012_R2, OFFLINE_SLAPD_2_4, SUBTREE, Connection, Server
@@ -119,6 +125,128 @@ class SnapshotSearch:
         found = [response["dn"] for response in self._connection.response or () if response.get("type") == "searchResEntry"]
         key_of = self._strategy.key_of
         return sorted(found, key=lambda dn: key_of.get(dn) or normalise_dn(dn))
+
+
+    def explain(self, dn: str, search_filter: str) -> "Clause":
+        """Whether the entry `dn` matches `search_filter`, clause by clause: every sub-filter is
+        evaluated on its own with this same evaluator (a base search on the entry), so a clause's
+        result is what the server would answer for it. Raises InvalidFilter like `search`."""
+        shape = split_filter(search_filter)
+        if shape is None:  # not split (a filter without parentheses): one clause, the whole filter
+            return Clause(search_filter.strip(), "", self.search(dn, search_filter, "base") != [], (), None)
+        return self._explain(dn, shape)
+
+    def _explain(self, dn: str, shape: "_Shape") -> "Clause":
+        children = tuple(self._explain(dn, child) for child in shape.children)
+        matched = self.search(dn, shape.text, "base") != []
+        return Clause(shape.text, shape.operator, matched, children, shape.attribute)
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One clause of a filter as written in the policy, and whether an entry matches it.
+
+    `operator` is `&`, `|` or `!` for a composite clause (its `children` are the clauses
+    inside it, in order) and "" for an item such as `(department=Finance)`, whose
+    `attribute` is the attribute it tests (None for an extensible match without one).
+    """
+
+    text: str
+    operator: str
+    matched: bool
+    children: tuple["Clause", ...] = ()
+    attribute: str | None = None
+
+    def failing(self) -> list["Clause"]:
+        """The clauses that make this one fail, as written: the false clauses of an AND
+        (looking inside nested ANDs), or the clause itself (an item, an OR none of whose
+        alternatives holds, a NOT whose inner clause holds). Empty when it matches."""
+        if self.matched:
+            return []
+        if self.operator == "&":
+            return [failed for child in self.children for failed in child.failing()] or [self]
+        return [self]
+
+    def attributes(self) -> list[str]:
+        """Every attribute the clause tests, lower-cased, in order of appearance, once each."""
+        names = [self.attribute.lower()] if self.attribute else []
+        for child in self.children:
+            names += child.attributes()
+        return list(dict.fromkeys(names))
+
+    def to_json(self) -> dict:
+        return {"text": self.text, "operator": self.operator or None, "matched": self.matched,
+                "attribute": self.attribute, "children": [child.to_json() for child in self.children]}
+
+
+@dataclass(frozen=True)
+class _Shape:
+    text: str
+    operator: str
+    children: tuple["_Shape", ...]
+    attribute: str | None
+
+
+def filter_attributes(search_filter: str) -> list[str]:
+    """The attributes a filter tests, lower-cased, once each (empty for a filter that does not split)."""
+    shape = split_filter(search_filter)
+
+    def walk(node: _Shape) -> list[str]:
+        names = [node.attribute.lower()] if node.attribute else []
+        return names + [name for child in node.children for name in walk(child)]
+
+    return list(dict.fromkeys(walk(shape))) if shape else []
+
+
+def split_filter(search_filter: str) -> "_Shape | None":
+    """The filter's clauses as written (text spans of the original, escapes and spacing kept),
+    nested as the filter nests them; None if the text is not a parenthesised RFC 4515 filter
+    this splitter can follow (the evaluator, not this, decides whether a filter is valid)."""
+    try:
+        shape, end = _split(search_filter, _skip_space(search_filter, 0))
+    except (IndexError, ValueError):
+        return None
+    return shape if not search_filter[end:].strip() else None
+
+
+def _skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position].isspace():
+        position += 1
+    return position
+
+
+def _split(text: str, start: int) -> tuple[_Shape, int]:
+    """The clause starting at text[start] == '(' and the position just past its ')'."""
+    if text[start] != "(":
+        raise ValueError(start)
+    position = _skip_space(text, start + 1)
+    if text[position] in "&|!":
+        operator = text[position]
+        children: list[_Shape] = []
+        position = _skip_space(text, position + 1)
+        while text[position] != ")":
+            child, position = _split(text, position)
+            children.append(child)
+            position = _skip_space(text, position)
+        if operator == "!" and len(children) != 1:
+            raise ValueError(start)
+        return _Shape(text[start : position + 1], operator, tuple(children), None), position + 1
+    depth = 0
+    while True:  # an item: up to its closing parenthesis; a backslash escapes the next character
+        char = text[position]
+        if char == "\\":
+            position += 2
+            continue
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            if depth == 0:
+                break
+            depth -= 1
+        position += 1
+    item = text[start : position + 1]
+    attribute = re.split(r"[=~<>:]", item[1:-1].strip(), maxsplit=1)[0].strip() or None
+    return _Shape(item, "", (), attribute), position + 1
 
 
 def _escaping_hint(search_filter: str) -> str:
