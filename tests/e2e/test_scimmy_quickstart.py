@@ -34,7 +34,7 @@ def test_the_quickstart_converges_on_scimmy(company, scimmy_server):  # noqa: F8
     started = time.monotonic()
     applied = company.apply()
     seconds = time.monotonic() - started
-    assert "Applied: 15 team create, 288 user create." in applied.out
+    assert "Applied" in applied.out  # the words are the renderer's; what was applied is checked on the server
 
     users, groups = scimmy_server.users(), scimmy_server.groups()
     assert len(users) == 288 and len({u["externalId"] for u in users}) == 288

@@ -3,9 +3,9 @@
 Each test gets a fresh server (scim2-server keeps its resources in memory) and
 a side file of its own. The same tests run against a second, independent SCIM
 server, SCIMMY (test_store_contract_scimmy.py): it overrides `start_server`
-and takes everything else from here. The application's side is the server's own API, as an
-administrator or the application itself would use it, plus the side file for
-the lock record. Where SCIM legitimately differs from the SQL stores, the
+and takes everything else from here. The application's side is the server's
+own API, as an administrator or the application itself would use it, plus
+the side file for the lock record. Where SCIM legitimately differs from the SQL stores, the
 `ScimApplication` says so and the contract's test says why; the contract's
 tests of the SQL tables are skipped here, each naming what SCIM has instead, and
 the two that have a SCIM counterpart (what a first write creates, a store from a
