@@ -77,6 +77,11 @@ class LiveSource:
 
     # ── the read ────────────────────────────────────────────────────────────
 
+    def open_lookup(self) -> "EntryLookup":
+        """A bound connection for bounded reads of single entries anywhere in the directory (explain)."""
+        connection, endpoint = self._connect(self.directory)
+        return EntryLookup(self.directory, connection, endpoint.url)
+
     def _read(self, connection) -> DirectoryRead:
         directory = self.directory
         # Member values repeat: 5,000 group DNs fill 500,000 memberOf values, each user's DN is in several
@@ -240,6 +245,101 @@ class LiveSource:
                 members = {known_member(v) or member_key(v) for name in member_keys for v in attributes.get(name, ())}
                 groups[key] = make_group(directory, raw.dn, raw.attributes, members)
         return groups
+
+
+class EntryLookup:
+    """Bounded reads of a few entries anywhere in the directory's naming contexts, not only in the
+    users scope: what `reconciler explain` asks a live server. Every search has a small size limit
+    and a truncated answer says so; nothing read here is ever taken for a complete read."""
+
+    def __init__(self, directory: Directory, connection, url: str):
+        self.directory = directory
+        self.connection = connection
+        self.url = url
+        self._contexts: list[str] | None = None
+
+    def close(self) -> None:
+        try:
+            self.connection.unbind()
+        except Exception:  # closing after a failed search: the search's error is the one reported
+            pass
+
+    def naming_contexts(self) -> list[str]:
+        """The server's naming contexts that hold a users or groups search base (from the root DSE); when
+        the root DSE cannot be read, the DC= suffix of each search base, or the base itself."""
+        if self._contexts is None:
+            from ldap3 import BASE
+
+            bases = [*self.directory.users.search_bases, *self.directory.groups.search_bases]
+            keys = [normalise_dn(base) for base in bases]
+            advertised: list[str] = []
+            try:
+                self.connection.search("", "(objectClass=*)", search_scope=BASE,
+                                       attributes=["namingContexts", "defaultNamingContext"])
+                for item in self.connection.response or ():
+                    if item.get("type") == "searchResEntry":
+                        for name, values in item["raw_attributes"].items():
+                            if name.lower() in ("namingcontexts", "defaultnamingcontext"):
+                                advertised += [v.decode("utf-8", "replace") for v in values or ()]
+            except Exception:  # a root DSE the bind account may not read: fall back on the bases
+                advertised = []
+            chosen = [c for c in dict.fromkeys(advertised)
+                      if c and any(k == normalise_dn(c) or k.endswith("," + normalise_dn(c)) for k in keys)]
+            if not chosen:
+                chosen = [_dc_suffix(base) or base for base in bases]
+            # the broadest first, and none inside another
+            chosen.sort(key=lambda c: normalise_dn(c).count(","))
+            kept: list[str] = []
+            for context in chosen:
+                key = normalise_dn(context)
+                if not any(key == normalise_dn(k) or key.endswith("," + normalise_dn(k)) for k in kept):
+                    kept.append(context)
+            self._contexts = kept
+        return self._contexts
+
+    def search(self, base: str, ldap_filter: str, attributes: tuple[str, ...], scope: str = "subtree",
+               limit: int = 20) -> tuple[list[RawEntry], bool]:
+        """(entries, truncated): at most `limit` entries; a base that does not exist or is referred
+        elsewhere is no entry; any other failure is a DirectoryError naming the search."""
+        from ldap3.core.exceptions import LDAPCommunicationError, LDAPException
+
+        from .paged import SCOPES
+
+        search = Search(self.directory.name, base, ldap_filter, scope, attributes)
+        try:
+            self.connection.search(base, ldap_filter, search_scope=SCOPES[scope], attributes=list(attributes),
+                                   size_limit=limit)
+        except LDAPCommunicationError as error:
+            raise search.failure(f"the connection was lost ({error.__class__.__name__}: {error})") from None
+        except LDAPException as error:
+            raise search.failure(client_side_cause(error)) from None
+        result = self.connection.result
+        description = result.get("description")
+        if description in ("noSuchObject", "referral"):
+            return [], False
+        if result.get("result") != 0 and description != "sizeLimitExceeded":
+            raise search.failure(result_cause(result))
+        entries = [complete_ranges(self.connection, search, RawEntry(item["dn"], item["raw_attributes"]))
+                   for item in list(self.connection.response or ()) if item.get("type") == "searchResEntry"]
+        return entries, description == "sizeLimitExceeded"
+
+    def read(self, dn: str, attributes: tuple[str, ...]) -> RawEntry | None:
+        """The entry `dn` itself (a base search), or None if there is none."""
+        entries, _ = self.search(dn, "(objectClass=*)", attributes, "base", 1)
+        return entries[0] if entries else None
+
+
+def _dc_suffix(dn: str) -> str | None:
+    """`DC=corp,DC=example,DC=com` of `OU=People,DC=corp,DC=example,DC=com`: the trailing DC= RDNs."""
+    from ...dn import parse_avas
+
+    avas = parse_avas(dn) or []
+    start = len(avas)
+    while start > 0 and avas[start - 1][0].lower() == "dc" and (start == 1 or avas[start - 2][2] != "+"):
+        start -= 1
+    if start == len(avas):
+        return None
+    return ",".join(f"{attribute}={value}" for attribute, value, _ in avas[start:])
 
 
 def _with_memberships_from_groups(users: list[DirectoryEntry], groups: dict[str, DirectoryGroup]) -> list[DirectoryEntry]:

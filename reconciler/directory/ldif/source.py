@@ -63,6 +63,13 @@ class LdifSource:
             entries_read=entries_read,
         )
 
+    def snapshot(self) -> "_Snapshot":
+        """The whole snapshot, loaded and searchable, every entry and not only the users scope: where
+        `reconciler explain` finds a person the scope leaves out, and evaluates the filter for them."""
+        if not self.directory.path:
+            raise DirectoryError(f"directory {self.directory.name}: kind ldif needs 'path' (the snapshot file)")
+        return self._load(self.directory.path)
+
     def _load(self, path: str) -> "_Snapshot":
         schema = self.directory.schema
         snapshot = _Snapshot(SnapshotSearch(self.directory.flavour, schema.member))
