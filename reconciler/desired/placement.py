@@ -2,8 +2,10 @@
 
 By `placement.mode`: target-group puts everyone in one team; ou-teams in the team
 of the entry's OU path below its search base (every ancestor team created too);
+manual in the team the first `manual:` entry naming them gives, a path below the
+root (every ancestor team created too, keyed like OU paths), else the root;
 group-teams in the root, plus a team per directory group the person is in,
-directly or through nested groups; manual and any other mode in the root.
+directly or through nested groups; root in the root.
 """
 from __future__ import annotations
 
@@ -54,7 +56,21 @@ class Placement:
                 rule = f"ou-teams: OU path {'/'.join(ous) or '(none)'} below {winner.entry.search_base}"
                 self.rules[(tuple(ous), winner.entry.search_base)] = rule
             return self.add_team([placement.root, *ous]), rule
+        if placement.mode == "manual" and winner.manual:
+            return self.manual_team(winner)
         return self.add_team([placement.root]), f"{placement.mode}: every user goes to {placement.root}"
+
+    def manual_team(self, winner: Candidate) -> tuple[str, str]:
+        """Mode manual: the team of the first entry of manual: that names the winning entry. Another entry
+        naming them with another team (by their account name, say, and by their email) is in the rule."""
+        root = self.policy.placement.root
+        first, *more = winner.manual
+        rule = f"manual: {first.who} → {first.team_text or root}"
+        others = [m for m in more if m.team != first.team]
+        if others:
+            rule += ("; also listed as " + ", ".join(f"{m.who} → {m.team_text or root}" for m in others)
+                     + ", the first listing wins")
+        return self.add_team([root, *first.team]), rule
 
     def group_teams(self, person: list[Candidate]) -> frozenset[str]:
         """group-teams: a team per group any of the person's entries is in, through nesting too."""

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from ..dn import normalise_dn
 from ..model import DirectoryEntry, DirectoryRead, EntryVerdict
-from ..policy.model import Directory, Policy
+from ..policy.model import Directory, ManualEntry, Policy
 from .templates import email_of, email_problem
 
 
@@ -17,6 +17,7 @@ class Candidate:
     directory: Directory
     email: str
     email_rule: str
+    manual: tuple[ManualEntry, ...] = ()  # mode manual: the entries of manual: that name it, in policy order
 
 
 class Verdicts:
@@ -24,6 +25,7 @@ class Verdicts:
 
     def __init__(self) -> None:
         self.items: list[EntryVerdict] = []
+        self.unmatched_manual: list[ManualEntry] = []  # mode manual: entries of manual: that name no entry read
 
     def add(self, entry: DirectoryEntry, email: str | None, verdict: str, reason: str, user_key: str | None = None):
         self.items.append(
@@ -50,8 +52,7 @@ class Verdicts:
 def in_scope(policy: Policy, reads: dict[str, DirectoryRead], verdicts: Verdicts) -> list[Candidate]:
     """The entries that go on to stage 2; every other entry read (out of scope, disabled, without an
     email, not listed under manual:) gets its verdict here."""
-    manual = {m.strip().lower() for m in policy.manual}
-    manual_dns = {normalise_dn(m) for m in policy.manual if "=" in m}
+    manual = ManualIndex(policy.manual_entries) if policy.placement.mode == "manual" else None
     found: list[Candidate] = []
     for directory in policy.directories:
         read = reads[directory.name]
@@ -62,6 +63,7 @@ def in_scope(policy: Policy, reads: dict[str, DirectoryRead], verdicts: Verdicts
         shared = _shared_anchors(read.users)
         for entry in read.users:
             email, rule = email_of(directory.mapping, entry)
+            listing = manual.naming(entry, email) if manual is not None else ()
             if shared and entry.anchor.lower() in shared:
                 others = "; ".join(o.dn for o in shared[entry.anchor.lower()] if o is not entry)
                 verdicts.add(entry, email, "ignored", f"conflict: the same {directory.schema.anchor} {entry.anchor} "
@@ -76,10 +78,12 @@ def in_scope(policy: Policy, reads: dict[str, DirectoryRead], verdicts: Verdicts
                 verdicts.add(entry, None, "ignored", f"no email: none of {tried} yields a value")
             elif (problem := email_problem(email)) is not None:
                 verdicts.add(entry, None, "ignored", f"email {email!r} is not a valid address: {problem}")
-            elif policy.placement.mode == "manual" and not listed(entry, email, manual, manual_dns):
+            elif manual is not None and not listing:
                 verdicts.add(entry, email, "ignored", "not listed under manual:")
             else:
-                found.append(Candidate(entry, directory, email, rule or ""))
+                found.append(Candidate(entry, directory, email, rule or "", listing))
+    if manual is not None:
+        verdicts.unmatched_manual = manual.unmatched()
     return found
 
 
@@ -98,6 +102,33 @@ def _shared_anchors(entries: list[DirectoryEntry]) -> dict[str, list[DirectoryEn
         if first is not entry:
             shared.setdefault(key, [first]).append(entry)
     return shared
+
+
+class ManualIndex:
+    """`manual:` for lookups: which of its entries name a directory entry, by email, account name or DN
+    (a name case-insensitively, a DN as a DN), and which named none of the entries read."""
+
+    def __init__(self, entries: tuple[ManualEntry, ...]):
+        self.entries = entries
+        self.by_name: dict[str, list[int]] = {}
+        self.by_dn: dict[str, list[int]] = {}
+        for index, m in enumerate(entries):
+            self.by_name.setdefault(m.who.strip().lower(), []).append(index)
+            if "=" in m.who:
+                self.by_dn.setdefault(normalise_dn(m.who), []).append(index)
+        self.named: set[int] = set()
+
+    def naming(self, entry: DirectoryEntry, email: str | None) -> tuple[ManualEntry, ...]:
+        """The entries of manual: that name `entry`, in policy order (the first decides its team)."""
+        found = {*self.by_name.get(email or "", ()), *self.by_name.get((entry.account_name or "").lower(), ()),
+                 *self.by_dn.get(normalise_dn(entry.dn), ())}
+        if not found:
+            return ()
+        self.named |= found
+        return tuple(self.entries[index] for index in sorted(found))
+
+    def unmatched(self) -> list[ManualEntry]:
+        return [m for index, m in enumerate(self.entries) if index not in self.named]
 
 
 def listed(entry: DirectoryEntry, email: str, manual: set[str], manual_dns: set[str]) -> bool:

@@ -176,6 +176,23 @@ class Placement:
 
 
 @dataclass(frozen=True)
+class ManualEntry:
+    """One person listed under `manual:` (mode manual) and the team they go into.
+
+    `team` is the path of team names below `placement.root` (`Sales/EMEA` in the policy is
+    ("Sales", "EMEA")); empty: the root team, as for an entry written as a plain string.
+    """
+
+    who: str  # an email, account name or DN, as written
+    team: tuple[str, ...] = ()
+
+    @property
+    def team_text(self) -> str | None:
+        """The team as the policy writes it (Sales/EMEA), None for the root team."""
+        return "/".join(self.team) if self.team else None
+
+
+@dataclass(frozen=True)
 class Identity:
     merge_by_email: bool = True
     adopt_unmanaged: bool = True
@@ -244,13 +261,21 @@ class Policy:
     lifecycle: Lifecycle
     safety: Safety
     store: StoreConfig
-    manual: tuple[str, ...] = ()  # mode manual: emails, account names or DNs
+    manual: tuple[str, ...] = ()  # mode manual: who is listed (emails, account names or DNs), in policy order
+    # per entry of `manual`, by position: its team path below placement.root; () or past the end: the root team
+    manual_teams: tuple[tuple[str, ...], ...] = ()
 
     def directory(self, name: str) -> Directory:
         for d in self.directories:
             if d.name == name:
                 return d
         raise KeyError(name)
+
+    @property
+    def manual_entries(self) -> tuple[ManualEntry, ...]:
+        """`manual:` in policy order, each with its team."""
+        teams = self.manual_teams
+        return tuple(ManualEntry(who, teams[i] if i < len(teams) else ()) for i, who in enumerate(self.manual))
 
     @property
     def precedence(self) -> tuple[str, ...]:
