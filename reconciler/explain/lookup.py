@@ -203,7 +203,7 @@ class LiveLookup:
         if self.directory.name not in query.directories:
             pass
         elif query.form == "dn":
-            raw = self.lookup.read(query.text, wanted)
+            raw = self.lookup.read(query.key, wanted)  # RFC 4514 spelled, not as typed: servers refuse ' , '
             if raw is not None:
                 found[normalise_dn(raw.dn)] = self._found(raw, ["DN"])
         else:
