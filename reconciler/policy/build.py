@@ -82,8 +82,16 @@ class PolicyBuilder:
             lifecycle=Lifecycle(**given(lifecycle, "when_out_of_scope", "when_disabled")),
             safety=self.safety(data.get("safety", {})),
             store=self.store(data.get("store", {})),
-            manual=tuple(data.get("manual", ())),
+            **self.manual(data.get("manual", [])),
         )
+
+    @staticmethod
+    def manual(entries: list) -> dict[str, Any]:
+        """`manual:` as the people listed and, by position, the team path each goes into: an entry is a
+        string (the root team) or {who, team} with team a '/'-separated path below placement.root."""
+        who = tuple(e if isinstance(e, str) else e["who"] for e in entries)
+        teams = tuple(tuple(e["team"].split("/")) if isinstance(e, dict) and "team" in e else () for e in entries)
+        return {"manual": who, **({"manual_teams": teams} if any(teams) else {})}
 
     def directory(self, name: str, spec: dict, mapping: dict) -> Directory:
         base: DocPath = ("directories", name)

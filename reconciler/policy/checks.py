@@ -18,9 +18,10 @@ from ldap3.core.exceptions import LDAPInvalidDnError, LDAPInvalidFilterError
 from ldap3.operation.search import parse_filter
 from ldap3.utils.dn import parse_dn
 
+from ..dn import normalise_dn
 from ..errors import Problem
 from .load import DocPath, Locator, dotted
-from .model import SECRET_REFERENCE
+from .model import SECRET_REFERENCE, Placement
 from .schema_check import bad_reference, did_you_mean
 
 LIVE_KINDS = ("active-directory", "openldap")
@@ -281,6 +282,82 @@ def _check_placement(policy: dict, locate: Locator) -> list[Problem]:
     return problems
 
 
+def team_path_error(team: str, root: str) -> str | None:
+    """None for a usable manual: team path (Sales/EMEA: team names below placement.root, separated by '/')."""
+    example = "a team path is team names below placement.root separated by '/', like Sales/EMEA"
+    if team.startswith("/") or team.endswith("/"):
+        return f"team '{team}' {'starts' if team.startswith('/') else 'ends'} with '/'; {example}"
+    names = team.split("/")
+    if any(not name.strip() for name in names):
+        return f"team '{team}' has an empty name between two '/'; {example}"
+    for name in names:
+        if name != name.strip():
+            edge = "starts" if name != name.lstrip() else "ends"
+            return f"team '{team}': '{name}' {edge} with a space; write {'/'.join(n.strip() for n in names)}"
+    if names[0].casefold() == root.casefold():
+        if len(names) == 1:
+            return f"team '{team}' is the root team (placement.root); leave team out to place them there"
+        return (f"team '{team}' starts with the root team {root}, but team paths start below placement.root; "
+                f"write {'/'.join(names[1:])}")
+    return None
+
+
+def manual_key(who: str) -> str:
+    """What makes two manual: entries name the same person: a DN compared as a DN, anything else
+    (an email, an account name) case-insensitively, as the desired state matches them."""
+    return normalise_dn(who) if "=" in who else who.strip().lower()
+
+
+def _check_manual(policy: dict, locate: Locator) -> list[Problem]:
+    """The entries of manual:: a team path that makes sense, each person once, teams only in mode manual."""
+    placement = _mapping(policy.get("placement"))
+    mode = placement.get("mode", "root")
+    root = placement["root"] if isinstance(placement.get("root"), str) else Placement().root
+    entries = policy.get("manual")
+    if not isinstance(entries, list):
+        return []
+    problems: list[Problem] = []
+    first: dict[str, tuple[DocPath, str | None]] = {}  # person -> (where first listed, its team)
+    for index, entry in enumerate(entries):
+        if isinstance(entry, str):
+            who, team, at = entry, None, ("manual", index)
+        elif isinstance(entry, dict) and isinstance(entry.get("who"), str):
+            who, team, at = entry["who"], entry.get("team"), ("manual", index, "who")
+        else:
+            continue  # the schema reports it
+        team = team if isinstance(team, str) and team else None  # a team of another type: the schema's
+        if team is not None:
+            path: DocPath = ("manual", index, "team")
+            if mode != "manual":
+                problems.append(locate.problem(
+                    path, f"team is only used with placement.mode manual, not {mode}; remove it or change the mode",
+                    at_key=True))
+            problem = team_path_error(team, root)
+            if problem:
+                problems.append(locate.problem(path, problem))
+        if not who.strip():
+            if who:  # '' is the schema's
+                problems.append(locate.problem(at, "blank; write an email, account name or DN"))
+            continue
+        key = manual_key(who)
+        if key not in first:
+            first[key] = (at, team)
+            continue
+        where, team_before = first[key]
+        line = locate.value(where).line
+        if team_before == team:
+            message = f"'{who}' is listed more than once (first on line {line}); list each person once"
+        else:
+            message = (f"'{who}' is listed more than once, into different teams ({_team_words(team_before)} on line "
+                       f"{line}, {_team_words(team)} here); a person goes into one team: keep one")
+        problems.append(locate.problem(at, message))
+    return problems
+
+
+def _team_words(team: str | None) -> str:
+    return f"team {team}" if team else "the root team"
+
+
 def _check_precedence(policy: dict, locate: Locator) -> list[Problem]:
     names = list(_mapping(policy.get("directories")).keys())
     problems = []
@@ -358,6 +435,7 @@ def semantic_problems(policy: Any, locate: Locator, folder: str) -> list[Problem
             problems += _check_directory(str(name), directory, folder, locate)
     problems += _check_mapping(policy.get("mapping"), ("mapping",), locate)
     problems += _check_placement(policy, locate)
+    problems += _check_manual(policy, locate)
     problems += _check_precedence(policy, locate)
     problems += _check_store(policy, locate)
     return problems

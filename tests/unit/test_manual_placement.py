@@ -2,15 +2,93 @@
 into the root team) or {who, team} with team a path below placement.root; ESET's "AD users can be
 selected then either imported to a team or quick imported straight to the root".
 
-Here: where the desired state places people, and what the plan says about it."""
+The mistakes `validate` reports are in test_policy_errors.py; here: what the valid forms load as,
+where the desired state places people, and what the plan says about it."""
 from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
 
 from reconciler.desired import build_desired_state
 from reconciler.desired.scope import Verdicts, in_scope
 from reconciler.model import StoreTeam
 from reconciler.plan.diff import diff
+from reconciler.policy import load_policy, validate_policy
 from reconciler.policy.model import ManualEntry, Placement
 from tests.factories import directory, imported_user, person, policy, read, store
+
+HEAD = """\
+version: 1
+directories:
+  corp:
+    kind: ldif
+    path: corp.ldif
+    users: {search_bases: ['DC=corp,DC=example,DC=com']}
+placement: {mode: manual, root: Example Corp}
+"""
+
+
+def write(tmp_path: Path, manual: str) -> Path:
+    (tmp_path / "corp.ldif").write_text("version: 1\n")
+    path = tmp_path / "policy.yaml"
+    path.write_text(HEAD + manual)
+    return path
+
+
+# ───────── the policy ─────────
+
+
+def test_strings_and_mappings_load_as_who_and_team_in_policy_order(tmp_path):
+    path = write(tmp_path, """\
+manual:
+  - alice@corp.example.com
+  - {who: bob, team: Sales/EMEA}
+  - who: 'CN=Cat Power,OU=People,DC=corp,DC=example,DC=com'
+    team: Support
+  - {who: dan}
+""")
+    assert validate_policy(path) == []
+    loaded = load_policy(path)
+    # `manual` stays the people listed, as strings, for whatever only needs to know who
+    assert loaded.manual == ("alice@corp.example.com", "bob", "CN=Cat Power,OU=People,DC=corp,DC=example,DC=com", "dan")
+    assert loaded.manual_teams == ((), ("Sales", "EMEA"), ("Support",), ())
+    assert loaded.manual_entries == (
+        ManualEntry("alice@corp.example.com"),
+        ManualEntry("bob", ("Sales", "EMEA")),
+        ManualEntry("CN=Cat Power,OU=People,DC=corp,DC=example,DC=com", ("Support",)),
+        ManualEntry("dan"),
+    )
+    assert [e.team_text for e in loaded.manual_entries] == [None, "Sales/EMEA", "Support", None]
+
+
+def test_a_list_of_strings_loads_as_before_without_teams(tmp_path):
+    loaded = load_policy(write(tmp_path, "manual: [alice@corp.example.com, bob]\n"))
+    assert loaded.manual == ("alice@corp.example.com", "bob")
+    assert loaded.manual_teams == ()
+    assert loaded.manual_entries == (ManualEntry("alice@corp.example.com"), ManualEntry("bob"))
+
+
+@pytest.mark.parametrize("team", ["Sales", "Sales/EMEA", "R&D/Platform Team", "Zürich/Ventes", "Example Corporation"])
+def test_team_paths_that_are_valid(tmp_path, team):
+    assert validate_policy(write(tmp_path, f"manual: [{{who: bob, team: '{team}'}}]\n")) == []
+
+
+def test_the_same_team_for_several_people_is_fine(tmp_path):
+    path = write(tmp_path, "manual:\n  - {who: ann, team: Sales}\n  - {who: bob, team: Sales}\n  - {who: cat, team: Sales/EMEA}\n")
+    assert validate_policy(path) == []
+
+
+def test_the_schema_describes_both_forms():
+    from reconciler.policy import policy_schema
+
+    schema = policy_schema()
+    entry = schema["$defs"]["manual_entry"]
+    assert schema["properties"]["manual"]["items"] == {"$ref": "#/$defs/manual_entry"}
+    assert set(entry["then"]["properties"]) == {"who", "team"}
+    assert all(p["description"] for p in entry["then"]["properties"].values())
+    assert "Sales/EMEA" in schema["properties"]["manual"]["description"]
+
 
 # ───────── the desired state ─────────
 

@@ -203,6 +203,93 @@ def test_top_level_mistakes(tmp_path, tail, expected):
     assert problems(tmp_path, HEAD + LDIF + tail) == [expected]
 
 
+MANUAL = "placement: {mode: manual}\nmanual:\n"  # lines 7 and 8; the entries start on line 9
+
+
+@pytest.mark.parametrize(
+    "entries, expected",
+    [
+        # a team path: team names below placement.root, separated by '/'
+        ("  - {who: bob, team: /Sales}\n",
+         ["9:22: team '/Sales' starts with '/'; a team path is team names below placement.root separated by '/', "
+          "like Sales/EMEA (manual[0].team)"]),
+        ("  - {who: bob, team: Sales/}\n",
+         ["9:22: team 'Sales/' ends with '/'; a team path is team names below placement.root separated by '/', "
+          "like Sales/EMEA (manual[0].team)"]),
+        ("  - {who: bob, team: 'Sales//EMEA'}\n",
+         ["9:22: team 'Sales//EMEA' has an empty name between two '/'; a team path is team names below "
+          "placement.root separated by '/', like Sales/EMEA (manual[0].team)"]),
+        ("  - {who: bob, team: 'Sales / EMEA'}\n",
+         ["9:22: team 'Sales / EMEA': 'Sales ' ends with a space; write Sales/EMEA (manual[0].team)"]),
+        ("  - {who: bob, team: Organisation/Sales}\n",
+         ["9:22: team 'Organisation/Sales' starts with the root team Organisation, but team paths start below "
+          "placement.root; write Sales (manual[0].team)"]),
+        ("  - {who: bob, team: organisation}\n",
+         ["9:22: team 'organisation' is the root team (placement.root); leave team out to place them there "
+          "(manual[0].team)"]),
+        ("  - {who: bob, team: ''}\n", ["9:22: must not be empty (manual[0].team)"]),
+        ("  - {who: bob, team: 5}\n", ["9:22: expected a string, got a number (manual[0].team)"]),
+        # the form of an entry
+        ("  - {who: bob, tem: Sales}\n", ["9:16: unknown key 'tem'; did you mean 'team'? (manual[0].tem)"]),
+        ("  - {team: Sales}\n",
+         ["9:5: missing required key 'who': an entry written as a mapping names the person in who, like "
+          "{who: alice@corp.example.com, team: Sales/EMEA} (manual[0].who)"]),
+        ("  - 5\n", ["9:5: expected a string or a mapping (key: value), got a number (manual[0])"]),
+        ("  - [bob, Sales]\n", ["9:5: expected a string or a mapping (key: value), got a list (manual[0])"]),
+        ("  - ''\n", ["9:5: must not be empty (manual[0])"]),
+        ("  - {who: ''}\n", ["9:11: must not be empty (manual[0].who)"]),
+        ("  - {who: '  ', team: Sales}\n", ["9:11: blank; write an email, account name or DN (manual[0].who)"]),
+        # each person once: as written, spelled otherwise, and (worst) into two teams
+        ("  - bob\n  - bob\n",
+         ["10:5: 'bob' is listed more than once (first on line 9); list each person once (manual[1])"]),
+        ("  - {who: alice@corp.example.com, team: Sales}\n  - {who: Alice@Corp.example.com, team: Sales}\n",
+         ["10:11: 'Alice@Corp.example.com' is listed more than once (first on line 9); list each person once "
+          "(manual[1].who)"]),
+        ("  - {who: bob, team: Sales/EMEA}\n  - {who: bob, team: Support}\n",
+         ["10:11: 'bob' is listed more than once, into different teams (team Sales/EMEA on line 9, team Support "
+          "here); a person goes into one team: keep one (manual[1].who)"]),
+        ("  - {who: bob, team: Sales}\n  - bob\n",
+         ["10:5: 'bob' is listed more than once, into different teams (team Sales on line 9, the root team here); "
+          "a person goes into one team: keep one (manual[1])"]),
+        ("  - 'CN=Bob Stone,OU=People,DC=corp,DC=example,DC=com'\n"
+         "  - {who: 'cn=bob stone, ou=People, dc=corp, dc=example, dc=com', team: Sales}\n",
+         ["10:11: 'cn=bob stone, ou=People, dc=corp, dc=example, dc=com' is listed more than once, into different "
+          "teams (the root team on line 9, team Sales here); a person goes into one team: keep one (manual[1].who)"]),
+    ],
+)
+def test_manual_entry_mistakes(tmp_path, entries, expected):
+    assert problems(tmp_path, HEAD + LDIF + MANUAL + entries) == expected
+
+
+@pytest.mark.parametrize("placement, mode", [("", "root"), ("placement: {mode: ou-teams}\n", "ou-teams")])
+def test_a_manual_team_outside_mode_manual(tmp_path, placement, mode):
+    """Like manual: itself under another mode, and said at the team, where the edit is."""
+    line = 8 if placement else 7
+    assert problems(tmp_path, HEAD + LDIF + placement + "manual:\n  - {who: bob, team: Sales}\n") == [
+        f"{line}:1: manual: lists people but placement.mode is {mode}, which ignores it; "
+        "set placement.mode: manual or remove manual: (manual)",
+        f"{line + 1}:16: team is only used with placement.mode manual, not {mode}; remove it or change the mode "
+        "(manual[0].team)",
+    ]
+
+
+def test_a_root_of_another_name_is_what_a_team_path_must_not_start_with(tmp_path):
+    text = HEAD + LDIF + "placement: {mode: manual, root: Example Corp}\nmanual:\n"
+    assert problems(tmp_path, text + "  - {who: bob, team: Organisation/Sales}\n") == []
+    assert problems(tmp_path, text + "  - {who: bob, team: Example Corp/Sales}\n") == [
+        "9:22: team 'Example Corp/Sales' starts with the root team Example Corp, but team paths start below "
+        "placement.root; write Sales (manual[0].team)"]
+
+
+def test_load_refuses_a_manual_mistake_with_the_same_problems(tmp_path):
+    problems(tmp_path, HEAD + LDIF + MANUAL + "  - {who: bob, team: /Sales}\n  - bob\n")
+    path = tmp_path / "policy.yaml"
+    with pytest.raises(PolicyError) as raised:
+        load_policy(path)
+    assert raised.value.problems == validate_policy(path)
+    assert len(raised.value.problems) == 2
+
+
 def test_url_password_is_not_echoed(tmp_path):
     found = problems(tmp_path, HEAD + LDIF + "store: {kind: sql, url: 'postgresql://sync:hunter2@db/users'}\n")
     assert found and not any("hunter2" in line for line in found)
