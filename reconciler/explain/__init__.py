@@ -18,6 +18,7 @@ from types import SimpleNamespace
 
 from ..changes import membership_parts
 from ..desired.templates import render_template
+from ..directory.filters import InvalidFilter
 from ..dn import normalise_dn
 from ..errors import ReconcilerError
 from ..model import Change, DesiredUser, EntryVerdict, StoreUser
@@ -194,9 +195,14 @@ def _explain_entry(planned, directory: Directory, lookup, entry: Found, mine: En
 
     policy = planned.policy
     checks: list[Check] = [search_base_check(directory, entry.dn)]
-    clause = lookup.clause(entry)
-    checks.append(filter_check(directory, clause, DEFAULT_FILTERS[directory.flavour][0],
-                               lambda name: list(entry.attributes.get(name.lower(), ()))))
+    try:
+        clause = lookup.clause(entry)
+    except InvalidFilter as error:  # a live server took it; the evaluator here does not know everything it does
+        checks.append(Check("filter", None, f"{directory.users.filter} cannot be evaluated here ({error}); the "
+                                            f"server evaluates it during the plan", {"filter": directory.users.filter}))
+    else:
+        checks.append(filter_check(directory, clause, DEFAULT_FILTERS[directory.flavour][0],
+                                   lambda name: list(entry.attributes.get(name.lower(), ()))))
     checks.append(member_of_check(directory, entry.dn, lambda group: lookup.path_to(entry, group)))
     checks.append(disabled_check(policy, directory, entry.attributes))
     email_result, email = email_check(directory, entry.attributes)

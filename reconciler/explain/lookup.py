@@ -192,7 +192,9 @@ class LiveLookup:
         return tuple(sorted(names, key=str.lower))
 
     def _found(self, raw, matched_by: list[str]) -> Found:
-        attributes = lower_keys(raw.attributes)
+        # an attribute sent without values comes as None (ldap3's raw_attributes): no values
+        attributes = {name: list(values) for name, values in
+                      lower_keys({name: values or [] for name, values in raw.attributes.items()}).items()}
         return Found(self.directory, raw.dn, text_attributes(attributes), matched_by, attributes)
 
     def find(self, query: Query, also: Mapping[str, tuple[str, list[str]]]) -> list[Found]:

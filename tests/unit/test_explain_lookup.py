@@ -268,7 +268,7 @@ class FakeServer:
         search = SnapshotSearch("active-directory")
         search.add(base, {"objectClass": ["domain"]})
         for dn, values in self.entries.items():
-            search.add(dn, values)
+            search.add(dn, {name: v for name, v in values.items() if v is not None})
         hits = search.search(base, ldap_filter)
         return [RawEntry(dn, self.entries[dn]) for dn in hits if dn in self.entries][:limit], False
 
@@ -335,3 +335,22 @@ def test_name_filter_escapes_and_reads_single_attribute_templates_backwards():
 def test_found_first_value():
     found = Found(CORP, MEI, attrs(mail=["a", "b"]), ["mail"])
     assert found.first("MAIL") == "a" and found.first("cn") is None and found.key == MEI.lower()
+
+
+def test_a_filter_only_the_server_can_evaluate_is_said_so_not_a_traceback():
+    from types import SimpleNamespace
+
+    from reconciler.explain import _explain_entry
+
+    fake = server()
+    fake.entries[RAVI]["description"] = None  # an attribute sent without values
+    lookup = live(fake, filter="(&(objectClass=user)(cn:caseExactMatch:=Ravi Patel))")
+    [found] = lookup.find(parse_query("rpatel", TWO), {})
+    assert found.raw["description"] == [] and "description" in found.attributes
+    planned = SimpleNamespace(policy=policy(lookup.directory),
+                              plan=SimpleNamespace(ignored=[]),
+                              desired=SimpleNamespace(verdicts=[], users={}, teams={}))
+    explained = _explain_entry(planned, lookup.directory, lookup, found, None)
+    check = explained.check("filter")
+    assert check.ok is None and "cannot be evaluated here" in check.summary and "caseExactMatch" in check.summary
+    assert explained.verdict == "out of scope" and explained.read_by_plan is False
