@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from ..desired.templates import email_of
 from ..directory.entries import lower_keys, template_attributes, value_text
@@ -91,7 +91,6 @@ class SnapshotLookup:
         self.snapshot = LdifSource(directory).snapshot()
         self.source = f"the snapshot {directory.path}"
         self.truncated = False
-        self._spelled: dict[str, str] = {}  # normalised DN -> the DN as the snapshot writes it
 
     def close(self) -> None:
         pass
@@ -313,7 +312,3 @@ def _reverse(template: Template, text: str) -> tuple[str, str] | None:
 
 def open_lookup(directory: Directory):
     return SnapshotLookup(directory) if directory.kind == "ldif" else LiveLookup(directory)
-
-
-def all_names(lookups: Iterable, query: Query) -> list[str]:
-    return [name for lookup in lookups for name in lookup.names(query)]
