@@ -19,15 +19,27 @@ class ChangeKind:
     kind: str  # user | team | membership
     action: str
     order: int  # apply order: parents before children, removals last
-    title: str  # the plan's section heading
+    title: str  # the plan's section heading, and its count: "Users to create" / "15 users to create"
     sign: str  # + grants, ~ changes, - takes away (text plans)
     limit: str | None  # the safety limit that counts it (policy key under safety)
     shorten: int | None  # a long comment shortens lower numbers first; None: never cut (it changes who has access)
     fields: frozenset[str] = frozenset()  # user changes: the fields `after` may set
+    reading: int = 0  # where a reviewer meets it: what takes access away first, then what grants it, then the rest
 
     @property
     def name(self) -> str:
         return f"{self.kind}.{self.action}"
+
+    @property
+    def risky(self) -> bool:
+        """Takes access or records away: shown first, in full, never folded or grouped out of sight."""
+        return self.sign == "-" and self.kind != "membership"
+
+    def count(self, n: int) -> str:
+        """"1 user to create", "15 teams to create": the one way plans, comments and summaries say it."""
+        noun, _, rest = self.title.partition(" ")
+        noun = noun.lower() if n != 1 else noun.lower()[:-1]
+        return f"{n:,} {noun} {rest}"
 
 
 def _user(*fields: str) -> frozenset[str]:
@@ -35,19 +47,21 @@ def _user(*fields: str) -> frozenset[str]:
 
 
 CHANGE_KINDS: tuple[ChangeKind, ...] = (
-    ChangeKind("team", "create", 0, "Teams to create", "+", None, 7),
-    ChangeKind("team", "update", 1, "Teams to update", "~", None, 5),
-    ChangeKind("user", "create", 2, "Users to create", "+", "max_creates", 8, _user()),
-    ChangeKind("user", "adopt", 3, "Users to adopt", "+", "max_creates", None, _user()),
-    ChangeKind("user", "reactivate", 4, "Users to reactivate", "+", None, None, _user("status")),
-    ChangeKind("user", "update", 5, "Users to update", "~", "max_updates", 6, _user("email", "display_name", "attributes", "links")),
-    ChangeKind("user", "move", 6, "Users to move", "~", "max_updates", 4, _user("team")),
-    ChangeKind("membership", "add", 7, "Memberships to add", "+", None, 2),
-    ChangeKind("membership", "remove", 8, "Memberships to remove", "-", None, 3),
+    ChangeKind("team", "create", 0, "Teams to create", "+", None, 7, reading=10),
+    ChangeKind("team", "update", 1, "Teams to update", "~", None, 5, reading=11),
+    ChangeKind("user", "create", 2, "Users to create", "+", "max_creates", 8, _user(), reading=3),
+    ChangeKind("user", "adopt", 3, "Users to adopt", "+", "max_creates", None, _user(), reading=4),
+    ChangeKind("user", "reactivate", 4, "Users to reactivate", "+", None, None, _user("status"), reading=5),
+    ChangeKind("user", "update", 5, "Users to update", "~", "max_updates", 6,
+               _user("email", "display_name", "attributes", "links"), reading=7),
+    ChangeKind("user", "move", 6, "Users to move", "~", "max_updates", 4, _user("team"), reading=8),
+    ChangeKind("membership", "add", 7, "Memberships to add", "+", None, 2, reading=6),
+    ChangeKind("membership", "remove", 8, "Memberships to remove", "-", None, 3, reading=9),
     # a deactivation may also release links another user now holds (a merge by email)
-    ChangeKind("user", "deactivate", 9, "Users to deactivate", "-", "max_deactivations", None, _user("status", "links")),
-    ChangeKind("user", "delete", 10, "Users to delete", "-", "max_deletions", None),
-    ChangeKind("team", "delete", 11, "Teams to delete", "-", None, None),
+    ChangeKind("user", "deactivate", 9, "Users to deactivate", "-", "max_deactivations", None,
+               _user("status", "links"), reading=1),
+    ChangeKind("user", "delete", 10, "Users to delete", "-", "max_deletions", None, reading=0),
+    ChangeKind("team", "delete", 11, "Teams to delete", "-", None, None, reading=2),
 )
 BY_KIND_ACTION: dict[tuple[str, str], ChangeKind] = {(c.kind, c.action): c for c in CHANGE_KINDS}
 # the safety limits, in the order they are reported, with the word for what they count

@@ -261,6 +261,20 @@ class Review:
                 "effect": dict(self.effect)}
 
 
+@dataclass(slots=True, frozen=True)
+class Person:
+    """Who a user change is about, as the store knows them before the plan: what a reviewer reads
+    ("the CEO", not a bare address). Renderers show it; nothing applies it."""
+
+    name: str
+    email: str
+    team: str | None  # team key
+    attributes: tuple[tuple[str, str], ...]  # sorted (name, value)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "email": self.email, "team": self.team, "attributes": dict(self.attributes)}
+
+
 @dataclass(slots=True)
 class Plan:
     policy_path: str
@@ -274,6 +288,10 @@ class Plan:
     generated_at: str = ""  # ISO 8601 UTC; the only field that differs between identical runs
     safety: tuple[LimitCheck, ...] = ()  # every limit the policy sets, held against this plan
     review: Review | None = None  # with --base-policy: what the reviewer approves
+    # for readers: every team the changes name, as its path of names ("Example Corp / Sales"), and the
+    # store's record of every user changed but not created (last known name, team, attributes)
+    teams: dict[str, str] = field(default_factory=dict)
+    people: dict[str, Person] = field(default_factory=dict)
     # the digest, computed once (reconciler/plan/document.py) and carried: renderers, --out and apply all
     # need it. It covers neither `cause` nor `review`, so a replace() that only marks causes keeps it valid.
     digest_cache: str | None = field(default=None, repr=False, compare=False)

@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 
 from ..errors import ExitCode, ReconcilerError
+from ..render import summary_words
 from . import app
 from .console import console, stdout_is_terminal as _stdout_is_terminal
 from .options import PolicyArg, load
@@ -40,6 +41,7 @@ def plan(
     format: Format = typer.Option(Format.text, "--format", help="Output format."),
     detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode", help="Exit 2 when there are changes, 0 when none, 3 when apply would refuse the plan."),
     base_policy: Optional[Path] = typer.Option(None, "--base-policy", help="The policy as on the target branch (an empty file: none yet): mark which changes this edit causes, and record what a reviewer approves."),
+    full: bool = typer.Option(False, "--full", help="List every change even in a large plan (above 1,000 changes text and Markdown summarise; JSON always lists all)."),
 ) -> None:
     """Compute and show the plan: who is created, updated, moved, deactivated, deleted, and why."""
     from ..apply import plan_key
@@ -53,18 +55,10 @@ def plan(
     from ..timings import stage
 
     with stage("render"):
-        typer.echo(renderer(format.value, color=_stdout_is_terminal(), artifact_hint=_artifact_hint()).render(result), nl=False)
-        if out is not None:
-            from ..plan.document import dumps
-
-            # the policy as seen from the plan's folder, so `apply --plan FILE` finds it from anywhere
-            where = os.path.relpath(Path(loaded.path).resolve(), out.parent.resolve())
-            document = dumps(replace(result, policy_path=where), key=plan_key())
-            try:
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_text(document, encoding="utf-8")
-            except OSError as error:  # a folder, a full disk, no permission: one line, exit 1
-                raise ReconcilerError(f"cannot write the plan to {out}: {error.strerror or error}") from None
+        if out is not None:  # first: writing it computes the digest the other outputs show
+            _save(result, out, Path(loaded.path), plan_key())
+        typer.echo(renderer(format.value, color=_stdout_is_terminal(), artifact_hint=_artifact_hint(), full=full)
+                   .render(result), nl=False)
     if out is not None:
         typer.echo(f"Saved the plan to {out}; apply it with: reconciler apply --plan {out}", err=True)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -80,6 +74,21 @@ def plan(
         raise typer.Exit(ExitCode.REFUSED)
     if detailed_exitcode and not result.empty:
         raise typer.Exit(ExitCode.CHANGES_PENDING)
+
+
+def _save(result, out: Path, policy: Path, key: bytes | None) -> None:
+    """The plan as JSON at `out`, streamed (a large plan is never one string), naming the policy as seen
+    from the plan's folder so that `apply --plan FILE` finds it from anywhere."""
+    from ..plan.document import write
+
+    saved = replace(result, policy_path=os.path.relpath(policy.resolve(), out.parent.resolve()))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "w", encoding="utf-8") as handle:
+            write(saved, handle, key=key)
+    except OSError as error:  # a folder, a full disk, no permission: one line, exit 1
+        raise ReconcilerError(f"cannot write the plan to {out}: {error.strerror or error}") from None
+    result.digest_cache = saved.digest_cache  # the path is not digested: one digest for both
 
 
 def _artifact_hint() -> str | None:
@@ -124,7 +133,7 @@ def apply(
     if plan_file is not None:
         loaded, the_plan = verified_saved_plan(plan_file, policy, load, key=plan_key())
         # the plan was shown and reviewed when it was saved: one line now, not every change again
-        summary = ", ".join(f"{n} {k.replace('.', ' ')}" for k, n in the_plan.summary.items()) or "no changes"
+        summary = summary_words(the_plan.summary) or "no changes"
         typer.echo(f"{plan_file} is what the policy, the directories and the store produce now "
                    f"(plan digest {plan_digest(the_plan)}): {summary}.")
     else:
@@ -148,8 +157,7 @@ def apply(
         record = apply_plan(the_plan, loaded, store, force_reason=reason if force else None, on_lock=said_lock)
     finally:
         store.close()
-    counts = ", ".join(f"{n} {k.replace('.', ' ')}" for k, n in record.counts.items()) or "no changes"
-    typer.echo(f"Applied: {counts}.")
+    typer.echo(f"Applied: {summary_words(record.counts) or 'no changes'}.")
 
 
 @app.command()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..changes import USER_FIELDS as ALL_USER_FIELDS, change_kind, membership_key, membership_parts
-from ..model import Change, DesiredState, DesiredUser, EntryVerdict, Link, StoreState, StoreUser, sort_changes
+from ..model import Change, DesiredState, DesiredUser, EntryVerdict, Link, Person, StoreState, StoreUser, sort_changes
 from ..policy.model import Policy
 
 # the fields an update compares, in the order a plan names them
@@ -45,6 +45,8 @@ def changed_fields(have: dict[str, Any], want: dict[str, Any]) -> list[str]:
 class Diff:
     changes: list[Change]
     ignored: list[EntryVerdict] = field(default_factory=list)  # people the store's state keeps out
+    teams: dict[str, str] = field(default_factory=dict)  # every team key the changes name -> its path of names
+    people: dict[str, Person] = field(default_factory=dict)  # user changes but creates: the store's record
 
 
 class _Differ:
@@ -315,8 +317,31 @@ class _Differ:
         emails = {u.key: u.email for u in self.store.users.values()}
         store_key_of = self._store_key_of.get
         emails.update({store_key_of(key, key): d.email for key, d in self.desired.users.items()})
-        labelled = [replace(c, subject=self.subject(c, emails)) for c in self.changes]
-        return Diff(sort_changes(labelled), self.ignored)
+        labelled = sort_changes([replace(c, subject=self.subject(c, emails)) for c in self.changes])
+        people = self.people(labelled)
+        return Diff(labelled, self.ignored, self.team_paths(labelled, people), people)
+
+    def people(self, changes: list[Change]) -> dict[str, Person]:
+        """Who each changed user is, by the store's record: what a reviewer recognises them by."""
+        cards: dict[str, Person] = {}
+        for c in changes:
+            if c.kind == "user" and c.action not in ("create", "adopt") and c.key not in cards:
+                s = self.store.users.get(c.key)
+                if s is not None:
+                    cards[c.key] = Person(s.display_name, s.email, s.team, s.attributes)
+        return cards
+
+    def team_paths(self, changes: list[Change], people: dict[str, Person]) -> dict[str, str]:
+        keys: set[str] = {p.team for p in people.values() if p.team}
+        for c in changes:
+            if c.kind == "team":
+                keys.add(c.key)
+                keys.update(side["parent"] for side in (c.before, c.after) if side and side.get("parent"))
+            elif c.kind == "membership":
+                keys.add(membership_parts(c.key)[1])
+            else:
+                keys.update(side["team"] for side in (c.before, c.after) if side and side.get("team"))
+        return {key: self.team_path(key) for key in sorted(keys)}
 
     def subject(self, change: Change, emails: dict[str, str]) -> str:
         if change.kind == "team":

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
-from typing import Any
+from typing import Any, TextIO
 
 from ..errors import ReconcilerError, StalePlan
-from ..model import Change, EntryVerdict, Plan
+from ..model import Change, EntryVerdict, Person, Plan
 
 FORMAT_VERSION = 1
 
@@ -50,7 +51,8 @@ def content_digest(document: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical(digested_body(document)).encode()).hexdigest()
 
 
-def to_document(plan: Plan) -> dict[str, Any]:
+def _top(plan: Plan) -> dict[str, Any]:
+    """Every part of the document but the changes and the digest (and the signature)."""
     document: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "generated_at": plan.generated_at,
@@ -59,25 +61,108 @@ def to_document(plan: Plan) -> dict[str, Any]:
         "managed_users": plan.managed_users,
         "directories": plan.directories,
         "summary": plan.summary,
-        "changes": [c.to_json() for c in plan.changes],
         "ignored": [_verdict_json(v) for v in plan.ignored],
         "safety": [c.to_json() for c in plan.safety],
         "refused": plan.refused,
+        "context": {"teams": plan.teams, "people": {key: p.to_json() for key, p in plan.people.items()}},
     }
     if plan.review is not None:
         document["review"] = plan.review.to_json()
-    if plan.digest_cache is None:
-        plan.digest_cache = content_digest(document)
-    document["digest"] = plan.digest_cache
     return document
 
 
+def to_document(plan: Plan) -> dict[str, Any]:
+    document = _top(plan)
+    document["changes"] = [c.to_json() for c in plan.changes]
+    document["digest"] = plan_digest(plan, document)
+    return document
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+CHUNK = 1_000  # changes encoded per call: the encoder's cost per call is most of its cost per small change
+
+
+def plan_digest(plan: Plan, top: dict[str, Any] | None = None) -> str:
+    """The plan's digest, computed the first time it is asked for and kept on the plan.
+
+    It is the digest of the canonical text of `digested_body`, hashed as it is produced: the top-level
+    keys in sorted order, the changes a thousand at a time, so no text of the whole plan is ever held
+    (at a million changes that string alone is 600 MB). tests/unit/test_plan_document.py holds it equal
+    to `content_digest` of the document computed the plain way."""
+    if plan.digest_cache is None:
+        digest = _Digest(top if top is not None else _top(plan))
+        for start in range(0, len(plan.changes), CHUNK):
+            chunk = [_digested(c.to_json()) for c in plan.changes[start:start + CHUNK]]
+            digest.changes(_CANONICAL.encode(chunk)[1:-1])
+        plan.digest_cache = digest.done()
+    return plan.digest_cache
+
+
+class _Digest:
+    """sha256 of the canonical body, fed the changes' canonical text as it comes."""
+
+    def __init__(self, top: dict[str, Any]):
+        self.body = digested_body({k: v for k, v in top.items() if k != "changes"})
+        self.hash = hashlib.sha256(b'{"changes":[')  # "changes" sorts first among the digested keys
+        self.first = True
+        assert min([*self.body, "changes"]) == "changes"
+
+    def changes(self, text: str) -> None:
+        if text:
+            self.hash.update((("" if self.first else ",") + text).encode())
+            self.first = False
+
+    def done(self) -> str:
+        self.hash.update(b"]")
+        for name in sorted(self.body):
+            self.hash.update(("," + json.dumps(name) + ":" + canonical(self.body[name])).encode())
+        self.hash.update(b"}")
+        return "sha256:" + self.hash.hexdigest()
+
+
+def _digested(change: dict[str, Any]) -> dict[str, Any]:
+    change.pop("cause", None)
+    return change
+
+
+def write(plan: Plan, out: TextIO, *, key: bytes | None = None) -> None:
+    """The document as stable, reviewable JSON: sorted keys, two-space indent, and each change and each
+    ignored entry on a line of its own, in canonical form (a diff of two plans is a diff of changes);
+    signed when given a key. Written as it is produced, the digest computed on the way when it is not
+    known yet: a large plan is never one string in memory."""
+    top = _top(plan)
+    digest = None if plan.digest_cache is not None else _Digest(top)
+    names = sorted([*top, "changes", "digest", *(["signature"] if key is not None else [])])
+    out.write("{\n")
+    for index, name in enumerate(names):
+        out.write(f"  {json.dumps(name)}: ")
+        if name == "changes":
+            first = True
+            for change in plan.changes:
+                data = change.to_json()
+                line = _CANONICAL.encode(data)
+                if digest is not None:
+                    digest.changes(line if "cause" not in data else _CANONICAL.encode(_digested(data)))
+                out.write(("[\n    " if first else ",\n    ") + line)
+                first = False
+            out.write("[]" if first else "\n  ]")
+            if digest is not None:
+                plan.digest_cache = digest.done()  # "changes" is written first: the digest is known from here on
+        elif name == "ignored":
+            out.write(("[\n    " + ",\n    ".join(_CANONICAL.encode(v) for v in top[name]) + "\n  ]") if top[name] else "[]")
+        else:
+            value = plan_digest(plan) if name == "digest" else sign(plan_digest(plan), key) if name == "signature" \
+                else top[name]  # type: ignore[arg-type]
+            out.write(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False).replace("\n", "\n  "))
+        out.write(",\n" if index < len(names) - 1 else "\n")
+    out.write("}\n")
+
+
 def dumps(plan: Plan, *, key: bytes | None = None) -> str:
-    """Stable, reviewable JSON: sorted keys, two-space indent, trailing newline; signed when given a key."""
-    document = to_document(plan)
-    if key is not None:
-        document["signature"] = sign(document["digest"], key)
-    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    """`write` into a string."""
+    buffer = io.StringIO()
+    write(plan, buffer, key=key)
+    return buffer.getvalue()
 
 
 def sign(digest: str, key: bytes) -> str:
@@ -147,9 +232,7 @@ def loads(text: str, source: str = "plan", *, key: bytes | None = None) -> Plan:
                  for v in document["ignored"]],
         managed_users=document["managed_users"],
         generated_at=document["generated_at"],
+        teams=dict(document["context"]["teams"]),
+        people={key: Person(p["name"], p["email"], p["team"], tuple(sorted(p["attributes"].items())))
+                for key, p in document["context"]["people"].items()},
     )
-
-
-def plan_digest(plan: Plan) -> str:
-    """The plan's digest, computed the first time it is asked for (it means serialising the whole plan)."""
-    return plan.digest_cache if plan.digest_cache is not None else to_document(plan)["digest"]

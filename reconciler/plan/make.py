@@ -41,6 +41,8 @@ def make_plan(policy: Policy, desired: DesiredState, store: StoreState, recent: 
         ignored=ignored,
         managed_users=sum(1 for u in store.users.values() if u.managed and u.status == "active"),
         generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        teams=result.teams,
+        people=result.people,
     )
     plan.safety = checks(plan.summary, plan.managed_users, policy.safety, recent)
     return plan

@@ -22,6 +22,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from ..changes import BY_KIND_ACTION
 from ..errors import ReconcilerError, StalePlan
 from ..model import Plan, Review
 from ..policy.model import ReviewMargin
@@ -101,10 +102,11 @@ def hold(reviewed: Review, fresh: Plan, margin: ReviewMargin) -> Held:
     for name in sorted(set(now) | set(reviewed.effect)):
         was, is_ = reviewed.effect.get(name, 0), now.get(name, 0)
         extra = margin_for(was, margin)
-        words = name.replace(".", " ")
+        kind = BY_KIND_ACTION.get(tuple(name.split(".", 1)))  # type: ignore[arg-type]
         if is_ > was + extra:
-            over.append(f"{is_} {words} (reviewed {was}, margin {extra})")
-        lines.append(f"  {words}: reviewed {was}, now {is_}" + ("" if is_ == was else f" ({is_ - was:+d})"))
+            over.append(f"{kind.count(is_) if kind else f'{is_} {name}'} (reviewed {was}, margin {extra})")
+        lines.append(f"  {kind.title if kind else name}: reviewed {was}, now {is_}"
+                     + ("" if is_ == was else f" ({is_ - was:+d})"))
     if over:
         raise StalePlan(
             "the edit now causes materially more than was reviewed: " + "; ".join(over)

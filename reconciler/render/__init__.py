@@ -3,15 +3,16 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ..model import Change, LimitCheck, Plan
+from ..model import LimitCheck, Plan
 
 
 class Renderer(Protocol):
     def render(self, plan: Plan) -> str: ...
 
 
-def renderer(name: str, *, color: bool = False, artifact_hint: str | None = None) -> Renderer:
-    """`artifact_hint` (markdown): where the JSON plan is, e.g. "the `reconciler-plan-42` artifact of this run"."""
+def renderer(name: str, *, color: bool = False, artifact_hint: str | None = None, full: bool = False) -> Renderer:
+    """`artifact_hint` (markdown): where the JSON plan is, e.g. "the `reconciler-plan-42` artifact of this run".
+    `full`: text and Markdown list every change even in a large plan (JSON always does)."""
     if name == "json":
         from .json import JsonRenderer
 
@@ -19,42 +20,23 @@ def renderer(name: str, *, color: bool = False, artifact_hint: str | None = None
     if name == "markdown":
         from .markdown import MarkdownRenderer
 
-        return MarkdownRenderer(artifact_hint=artifact_hint) if artifact_hint else MarkdownRenderer()
+        return MarkdownRenderer(artifact_hint=artifact_hint, full=full) if artifact_hint else MarkdownRenderer(full=full)
     from .text import TextRenderer
 
-    return TextRenderer(color=color)
+    return TextRenderer(color=color, full=full)
 
 
 
 
-def describe_fields(before: dict | None, after: dict | None) -> str:
-    """'display_name: "Ann L." → "Ann Lee"' for the fields an update changes."""
-    before, after = before or {}, after or {}
-    parts = []
-    for name in sorted(set(before) | set(after), key=lambda n: (n != "email", n)):
-        if name == "key":
-            continue
-        parts.append(f"{name}: {short(before.get(name))} → {short(after.get(name))}")
-    return "; ".join(parts)
+def summary_words(counts: dict[str, int]) -> str:
+    """"15 teams to create, 288 users to create": counts per "kind.action" in the words of the change table."""
+    from ..changes import BY_KIND_ACTION
 
-
-def short(value) -> str:
-    if value is None:
-        return "∅"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}={v!r}" for k, v in sorted(value.items())) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(str(v) for v in value) + "]"
-    return repr(value) if isinstance(value, str) else str(value)
-
-
-def count_words(changes: list[Change]) -> str:
-    """"3 user create, 1 team delete": per kind and action, in the order first met."""
-    counts: dict[str, int] = {}
-    for c in changes:
-        name = f"{c.kind} {c.action}"
-        counts[name] = counts.get(name, 0) + 1
-    return ", ".join(f"{n} {k}" for k, n in counts.items())
+    said = []
+    for name, n in counts.items():
+        kind = BY_KIND_ACTION.get(tuple(name.split(".", 1)))  # type: ignore[arg-type]
+        said.append((kind.reading if kind else 99, kind.count(n) if kind is not None else f"{n:,} {name}"))
+    return ", ".join(text for _, text in sorted(said, key=lambda item: item[0]))  # in reading order: risky first
 
 
 def limit_rule(check: LimitCheck) -> str:

@@ -28,6 +28,7 @@ class Section:
     rows: list[str]  # each ending in "\n"
     note: Callable[[int], str]  # the line saying that n rows were left out
     shorten: int | None = None  # low risk: shortened in this order (0 first); None: never shortened
+    foldable: bool = True  # False: never folded into <details> (it takes access away: seen at a glance)
     shown: int = field(default=-1)
 
     def __post_init__(self) -> None:
@@ -36,7 +37,7 @@ class Section:
 
     @property
     def folded(self) -> bool:
-        return len(self.rows) > FOLD_AFTER and self.shown > 0
+        return self.foldable and len(self.rows) > FOLD_AFTER and self.shown > 0
 
     def opening(self, continued: bool) -> str:
         title = self.title + (", continued" if continued else "")

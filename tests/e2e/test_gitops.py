@@ -51,7 +51,7 @@ def test_a_saved_plan_applies_exactly_and_only_once(synced, tmp_path):
     plan_file = tmp_path / "plan.json"
     assert synced.run("plan", "policy.yaml", "--out", str(plan_file)).code == 0
     first = synced.run("apply", "--plan", str(plan_file))
-    assert first.code == 0 and "Applied: 1 user deactivate." in first.out
+    assert first.code == 0 and "Applied: 1 user to deactivate." in first.out
     again = synced.run("apply", "--plan", str(plan_file))
     assert again.code == 3 and "plan is stale" in again.err
 
@@ -107,7 +107,7 @@ def test_over_the_limit_the_plan_is_shown_but_apply_refuses_and_force_needs_a_re
     assert len(gone) == 29  # one over 10% of 288
     remove_people(synced, gone)
     shown = synced.run("plan", "policy.yaml")
-    assert shown.code == 0 and "29 user deactivate" in shown.out
+    assert shown.code == 0 and "29 users to deactivate" in shown.out
     refused = synced.run("apply", "policy.yaml", "--auto-approve")
     assert refused.code == 3
     assert "29 deactivations is over the limit of 10% (28 of 288 active users) (safety.max_deactivations)" in refused.err
@@ -187,7 +187,7 @@ def test_base_policy_separates_this_edit_from_pending_drift(synced, tmp_path):
     assert causes.pop("samuel.osei@corp.example.com") == "pending"
     assert len(causes) == 23 and set(causes.values()) == {"policy"}  # 25 contractors: one disabled, one without email
     markdown = synced.run("plan", "policy.yaml", "--base-policy", "base-policy.yaml", "--format", "markdown").out
-    assert "**this change:** 23 user deactivate" in markdown and "**pending regardless:** 1 user deactivate" in markdown
+    assert "**this change:** 23 users to deactivate" in markdown and "**pending regardless:** 1 user to deactivate" in markdown
 
 
 def test_markdown_goes_to_the_github_step_summary_too(synced, tmp_path):
@@ -232,5 +232,5 @@ def test_apply_on_a_terminal_asks_and_does_nothing_unless_confirmed(synced):
     assert code == 1 and "Nothing applied." in output
     assert synced.user("samuel.osei@corp.example.com")["status"] == "active"
     code, output = run_on_terminal(synced, "y")
-    assert code == 0 and "Applied: 1 user deactivate." in output
+    assert code == 0 and "Applied: 1 user to deactivate." in output
     assert synced.user("samuel.osei@corp.example.com")["status"] == "deactivated"

@@ -83,7 +83,7 @@ def test_policy_pull_request_to_apply_after_merge_to_hourly_drift(repo):
     assert applied.ok, applied.log[-3000:]
     assert list(repo.statuses().values()).count("active") == 288
     [outcome] = repo.bot_comments(first, "<!-- reconciler-apply -->")
-    assert "✅ Applied after merge" in outcome and "Applied: 15 team create, 288 user create" in outcome
+    assert "✅ Applied after merge" in outcome and "Applied: 15 teams to create, 288 users to create" in outcome
     # the store is kept where checkout does not clean; the workspace has no store of its own
     assert (repo.state / "store.db").exists() and not (repo.workspace / ".reconciler").exists()
 
@@ -92,7 +92,7 @@ def test_policy_pull_request_to_apply_after_merge_to_hourly_drift(repo):
     assert repo.run_plan(second).ok
     [comment] = repo.bot_comments(second)
     assert review_line(comment)["effect"] == {"user.deactivate": 23}
-    assert "and its effect: 23 user deactivate" in comment
+    assert "and its effect: 23 users to deactivate" in comment
 
     # 3. Between review and merge the directory moves on, as it always does at this size
     leave(repo, "sosei")
@@ -105,7 +105,7 @@ def test_policy_pull_request_to_apply_after_merge_to_hourly_drift(repo):
     assert statuses["nnewhire@corp.example.com"] == "active"
     assert list(statuses.values()).count("deactivated") == 24
     [outcome] = repo.bot_comments(second, "<!-- reconciler-apply -->")
-    assert "user deactivate: reviewed 23, now 23" in outcome and "Since the review, 2 change(s)" in outcome
+    assert "Users to deactivate: reviewed 23, now 23" in outcome and "Since the review, 2 change(s)" in outcome
 
     # 4. A hand edit in the application and a leaver: the hourly job puts it back, then has nothing to do
     repo.sql("UPDATE users SET display_name = 'Edited by hand' WHERE email = 'margaret.chen@corp.example.com'")

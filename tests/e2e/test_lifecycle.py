@@ -13,7 +13,7 @@ def test_first_plan_apply_then_the_second_plan_is_empty(company):
     assert first["summary"]["user.create"] == 288
     assert first["directories"]["corp"] == {"read": 228, "in_scope": 228, "imported": 217, "ignored": 5, "disabled": 6}
     applied = company.apply()
-    assert "Applied: 15 team create, 288 user create." in applied.out
+    assert "Applied: 15 teams to create, 288 users to create." in applied.out
     assert company.sql("SELECT count(*) FROM users WHERE managed = 1") == [(288,)]
     again = company.run("plan", "policy.yaml", "--detailed-exitcode")
     assert again.code == 0 and "No changes." in again.out

@@ -50,7 +50,7 @@ def statuses(company) -> dict[str, str]:
 def test_the_comment_says_what_approving_it_approves(pull_request):
     _, comment = pull_request
     assert "<!-- reconciler-review {" in comment
-    assert "and its effect: 23 user deactivate" in comment
+    assert "and its effect: 23 users to deactivate" in comment
 
 
 def test_the_merge_applies_though_the_directory_moved_a_little(pull_request):
@@ -59,7 +59,7 @@ def test_the_merge_applies_though_the_directory_moved_a_little(pull_request):
     hire(company, "newhire")  # a new hire outside contractors
     result = apply_reviewed(company)
     assert result.code == 0, result.err
-    assert "The edit's effect, reviewed and now" in result.out and "user deactivate: reviewed 23, now 23" in result.out
+    assert "The edit's effect, reviewed and now" in result.out and "Users to deactivate: reviewed 23, now 23" in result.out
     assert "Since the review, 1 change(s) that the edit does not cause" in result.out
     assert statuses(company)["samuel.osei@corp.example.com"] == "deactivated"
     assert sum(1 for s in statuses(company).values() if s == "deactivated") == 24
@@ -87,7 +87,7 @@ def test_an_edit_that_now_causes_materially_more_is_refused(pull_request):
     before = statuses(company)
     result = apply_reviewed(company)
     assert result.code == 3, result.err
-    assert "27 user deactivate (reviewed 23, margin 3)" in result.err and "safety.review_margin" in result.err
+    assert "27 users to deactivate (reviewed 23, margin 3)" in result.err and "safety.review_margin" in result.err
     assert statuses(company) == before
 
 
@@ -101,7 +101,7 @@ def test_a_tighter_margin_in_the_policy_is_honoured(synced):
     synced.folder.joinpath("sync-policy.yaml").write_text(synced.folder.joinpath("base-policy.yaml").read_text())
     assert synced.run("apply", "sync-policy.yaml", "--auto-approve").code == 0
     result = apply_reviewed(synced)
-    assert result.code == 3 and "24 user deactivate (reviewed 23, margin 0)" in result.err
+    assert result.code == 3 and "24 users to deactivate (reviewed 23, margin 0)" in result.err
 
 
 def test_no_policy_on_the_target_branch_means_the_edit_causes_everything(company):

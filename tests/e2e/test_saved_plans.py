@@ -151,7 +151,7 @@ def test_the_refusal_says_what_differs(saved):
 def test_the_honest_saved_plan_applies_the_fresh_plan(saved):
     company, plan_file, _, _ = saved
     result = company.run("apply", "--plan", str(plan_file))
-    assert result.code == 0 and "Applied: 1 user deactivate." in result.out
+    assert result.code == 0 and "Applied: 1 user to deactivate." in result.out
     assert company.user(SOSEI)["status"] == "deactivated"
 
 

@@ -87,7 +87,7 @@ def test_plan_history_explain_and_check_read_a_store_this_user_cannot_write(read
     before = listing_and_bytes(read_only)
     plan = run_without_root_powers(read_only, "plan", "policy.yaml", "--detailed-exitcode")
     assert plan.code == 2 and plan.err == "", plan.err  # changes pending: the title
-    assert "update user" in plan.out and SAMUEL in plan.out
+    assert "Users to update (1)" in plan.out and SAMUEL in plan.out
     history = run_without_root_powers(read_only, "history", "policy.yaml")
     assert history.code == 0 and "applied" in history.out and history.err == ""
     explain = run_without_root_powers(read_only, "explain", "policy.yaml", SAMUEL)

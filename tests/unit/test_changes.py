@@ -2,15 +2,27 @@
 from reconciler.changes import BY_KIND_ACTION, CHANGE_KINDS, membership_key, membership_parts
 from reconciler.model import ACTION_ORDER
 from reconciler.plan.safety import LIMITED
-from reconciler.render.markdown import ACTION_TITLES, SHORTEN_ORDER
-from reconciler.render.text import SIGNS
+from reconciler.render.markdown import SHORTEN_ORDER
 
 
 def test_every_kind_is_in_every_derived_list():
     keys = set(BY_KIND_ACTION)
     assert len(keys) == len(CHANGE_KINDS) == 12
-    assert set(ACTION_ORDER) == set(ACTION_TITLES) == set(SIGNS) == keys
+    assert set(ACTION_ORDER) == keys
     assert sorted(ACTION_ORDER.values()) == list(range(12))
+    assert sorted(c.reading for c in CHANGE_KINDS) == list(range(12))  # one place each in the reading order
+
+
+def test_a_reviewer_meets_what_takes_access_away_first():
+    first = sorted(CHANGE_KINDS, key=lambda c: c.reading)[:3]
+    assert [c.name for c in first] == ["user.delete", "user.deactivate", "team.delete"]
+    assert {c.name for c in CHANGE_KINDS if c.risky} == {"user.delete", "user.deactivate", "team.delete"}
+
+
+def test_counts_are_said_one_way():
+    assert BY_KIND_ACTION[("team", "create")].count(15) == "15 teams to create"
+    assert BY_KIND_ACTION[("user", "deactivate")].count(1) == "1 user to deactivate"
+    assert BY_KIND_ACTION[("membership", "add")].count(1200) == "1,200 memberships to add"
 
 
 def test_what_is_never_shortened_is_what_changes_access():

@@ -58,7 +58,11 @@ def test_an_edited_plan_file_is_refused():
 def test_markdown_escapes_hostile_directory_values():
     out = MarkdownRenderer().render(make_plan(CHANGES, IGNORED))
     assert "<script>" not in out and "&lt;script&gt;" in out
-    assert re.search(r"(?<!\\)`", out) is None and "\\`rm" in out
+    # backticks only as the delimiters of the code spans that hold emails (GitHub would link a bare one)
+    spans = re.findall(r"`[^`\n]*`", out)
+    assert spans and all("<" not in span and re.search(r"(?<!\\)\|", span) is None for span in spans)
+    outside = re.sub(r"`[^`\n]*`", "", out)
+    assert re.search(r"(?<!\\)`", outside) is None and "\\`rm" in out
     for line in out.splitlines():
         if line.startswith("| ") and ("eve@x" in line or "a@x" in line):
             unescaped_pipes = len(re.findall(r"(?<!\\)\|", line))
@@ -73,22 +77,31 @@ def test_escape_leaves_no_active_markdown(value):
     assert re.search(r"(?<!\\)[|`*_\[\]]", escaped) is None
 
 
-def test_a_20000_change_plan_is_shortened_under_the_comment_limit_and_says_how_much():
-    many = [Change("create", "user", f"corp:{i:05}", "new in corp", None, {"email": f"user{i:05}@corp.example.com"},
-                   subject=f"user{i:05}@corp.example.com") for i in range(20_000)]
-    out = MarkdownRenderer().render(make_plan(many))
+def test_a_20000_change_plan_is_summarised_and_in_full_is_shortened_under_the_comment_limit():
+    many = [Change("create", "user", f"corp:{i:05}", "new in corp", None,
+                   {"email": f"user{i:05}@corp.example.com", "display_name": f"User {i:05}", "team": "Sales",
+                    "attributes": {"title": "Rep"}}, subject=f"user{i:05}@corp.example.com") for i in range(20_000)]
+    plan = make_plan(many)
+    plan.teams = {"Sales": "Example Corp / Sales"}
+    summary = MarkdownRenderer().render(plan)
+    assert "This plan is large" in summary and "(the plan artifact of this run)" in summary
+    assert "| **20,000 people** | Example Corp / Sales | new in corp |" in summary  # counted, nobody listed
+    assert "user00000" not in summary and len(summary) < 10_000
+
+    out = MarkdownRenderer(full=True).render(plan)
     assert len(out) <= DEFAULT_LIMIT < GITHUB_COMMENT_LIMIT
     assert PART_SEPARATOR not in out  # creates are low risk: shortened, never split
-    shown = len(re.findall(r"^\| user\d{5}@corp", out, re.MULTILINE))
+    shown = len(re.findall(r"^\| User \d{5} \(`user\d{5}@corp", out, re.MULTILINE))
     assert 0 < shown < 20_000
-    assert (f"… {20_000 - shown} more of 20000 rows left out here; every change is in the JSON plan "
+    assert (f"… {20_000 - shown:,} more of 20,000 changes left out here; every change is in the JSON plan "
             "(the plan artifact of this run)") in out
     assert out.count("<details>") == out.count("</details>")
     assert "user00000@corp" in out
 
 
 def test_long_sections_fold_into_details():
-    many = [Change("create", "user", f"corp:{i}", "new in corp", None, {}, subject=f"u{i}") for i in range(11)]
+    many = [Change("create", "user", f"corp:{i}", "new in corp", None, {"email": f"u{i}@x", "display_name": f"U {i}",
+                   "attributes": {"title": "T"}}, subject=f"u{i}@x") for i in range(11)]
     out = MarkdownRenderer().render(make_plan(many))
     assert "<details><summary>Users to create (11)</summary>" in out
 
@@ -96,12 +109,26 @@ def test_long_sections_fold_into_details():
 def test_text_output_is_plain_without_a_terminal_and_names_each_change():
     out = TextRenderer(color=False).render(make_plan(CHANGES, IGNORED))
     assert "\x1b[" not in out
-    assert "+ create user eve@x" in out
-    assert "~ update user a@x (display_name: 'A' → " in out
-    assert "Summary: 1 user create, 1 user update, 1 user deactivate." in out
+    lines = out.splitlines()
+    # what takes access away first, then what grants it, then the rest
+    assert lines.index("Users to deactivate (1)") < lines.index("Users to create (1)") < lines.index("Users to update (1)")
+    hostile = "Eve | <script>alert(1)</script> `rm -rf` **bold**\\n| injected | row |"  # the line break shown, not made
+    assert f"  + {hostile} <eve@x>: (no team)  # new in corp" in lines
+    assert f"  ~ a@x: display name: A → {hostile}  # store differs from corp in display_name" in lines
+    assert "Summary: 1 user to deactivate, 1 user to create, 1 user to update." in out
     assert "nomail: no email" in out
 
 
 def test_text_output_for_an_empty_plan_says_no_changes():
     out = TextRenderer().render(make_plan([]))
     assert "No changes." in out and "Summary: nothing to do." in out
+
+
+def test_a_value_cannot_forge_a_line_or_drive_the_terminal():
+    forged = "Mallory\n+ create user root@x  # new in corp\x1b[2J\x1b]0;pwned\x07"
+    plan = make_plan([Change("create", "user", "corp:9", "new in corp", None,
+                             {"email": "m@x", "display_name": forged}, subject="m@x")])
+    out = TextRenderer(color=False).render(plan)
+    assert "\x1b" not in out and "\x07" not in out
+    assert not any(line.startswith("+ create user root@x") for line in out.splitlines())
+    assert "Mallory\\n+ create user root@x  # new in corp\\x1b[2J\\x1b]0;pwned\\x07 <m@x>" in out

@@ -7,7 +7,7 @@ import pytest
 
 from reconciler.model import Change, EntryVerdict, LimitCheck, Plan, Review
 from reconciler.plan.review import marker, parse
-from reconciler.render.markdown import DEFAULT_LIMIT, PART_SEPARATOR, MarkdownRenderer, escape, split_parts
+from reconciler.render.markdown import DEFAULT_LIMIT, PART_SEPARATOR, MarkdownRenderer, escape, split_parts, who_cell
 from reconciler.render.text import TextRenderer
 
 DEACTIVATIONS_OVER = LimitCheck("max_deactivations", "deactivations", 160, 28, "10% (28 of 288 managed users)")
@@ -32,8 +32,9 @@ def deactivate(i, *, subject=None, reason="left scope", cause=None):
 
 
 def move(i):
+    """Each to a team of their own, so that no two moves are one group."""
     return Change("move", "user", f"corp:m{i:05}", "placed by ou", {"team": "Organisation/Sales"},
-                  {"team": "Organisation/Sales/EMEA"}, subject=f"mover{i:05}@corp.example.com")
+                  {"team": f"Organisation/Sales/T{i:05}"}, subject=f"mover{i:05}@corp.example.com")
 
 
 def team_delete(i):
@@ -126,26 +127,26 @@ def reviewed_plan(extra=()):
 
 def test_the_review_marker_is_in_the_first_part_once_and_round_trips():
     plan = reviewed_plan([deactivate(100 + i, cause="pending") for i in range(4000)])
-    parts = MarkdownRenderer().render_parts(plan)
+    parts = MarkdownRenderer(full=True).render_parts(plan)
     assert len(parts) >= 2
     line = marker(plan)
     assert line and f"\n{line}\n" in parts[0]
     assert sum(part.count("reconciler-review") for part in parts) == 1
     assert parse(parts[0], "comment") == REVIEW
-    assert parse(MarkdownRenderer().render(plan), "comment") == REVIEW
+    assert parse(MarkdownRenderer(full=True).render(plan), "comment") == REVIEW
 
 
 def test_the_header_says_what_approving_means_and_keeps_the_digest():
     out = MarkdownRenderer().render(reviewed_plan())
-    assert ("Approving this pull request approves policy `sha256:c0ffeec0ffee` and its effect: 23 user deactivate"
+    assert ("Approving this pull request approves policy `sha256:c0ffeec0ffee` and its effect: 23 users to deactivate"
             in out)
-    assert "- **this change:** 23 user deactivate\n- **pending regardless:** 7 user deactivate\n" in out
+    assert "- **this change:** 23 users to deactivate\n- **pending regardless:** 7 users to deactivate\n" in out
     assert re.search(r"^plan digest: sha256:[0-9a-f]{64}$", out, re.MULTILINE)
 
 
 def test_text_says_what_the_edit_causes():
     out = TextRenderer().render(reviewed_plan())
-    assert "The edit causes: 23 user deactivate; pending regardless: 7 user deactivate.\n" in out
+    assert "The edit causes: 23 users to deactivate; pending regardless: 7 users to deactivate.\n" in out
     assert "plan digest: sha256:" in out.rstrip("\n").rsplit("\n", 1)[1]
     assert "The edit causes" not in TextRenderer().render(make_plan([deactivate(1)]))
 
@@ -159,22 +160,22 @@ def test_moves_are_shortened_before_anything_that_removes_access():
                + [deactivate(i) for i in range(60)] + [team_delete(i) for i in range(40)])
     plan = make_plan(changes, ignored_entries, safety=[DEACTIVATIONS_OK])
     hint = "the `reconciler-plan-42` artifact of this run"
-    parts = MarkdownRenderer(artifact_hint=hint).render_parts(plan)
+    parts = MarkdownRenderer(artifact_hint=hint, full=True).render_parts(plan)  # --full: no summary of 3,600
     assert len(parts) == 1
     out = parts[0]
     assert len(out) <= DEFAULT_LIMIT
     assert all(f"| Old team {i:03} |" in out for i in range(40))
-    assert all(f"| leaver{i:05}@corp\\.example\\.com |" in out for i in range(60))
-    moves = len(re.findall(r"^\| mover\d{5}@", out, re.MULTILINE))
+    assert all(f"| `leaver{i:05}@corp.example.com` |" in out for i in range(60))
+    moves = len(re.findall(r"^\| `mover\d{5}@", out, re.MULTILINE))
     assert 0 < moves < 3000
-    assert (f"… {3000 - moves} more of 3000 rows left out here; every change is in the JSON plan "
+    assert (f"… {3000 - moves:,} more of 3,000 changes left out here; every change is in the JSON plan "
             f"(the `reconciler-plan-42` artifact of this run)\n") in out
     # lower risk than moves: left out entirely, and saying so
-    assert "… 500 more of 500 rows left out here; every change is in" in out
+    assert "… 500 more of 500 changes left out here; every change is in" in out
     assert "… 200 more of 200 rows left out here; every ignored entry is in the JSON plan" in out
     assert "joiner" not in out and "nomail" not in out
-    # plan order as before
-    assert out.index("Users to move") < out.index("Users to deactivate") < out.index("Teams to delete")
+    # reading order: what takes access away first
+    assert out.index("Users to deactivate") < out.index("Teams to delete") < out.index("Users to move")
     assert tables_are_whole(out) and details_balanced(out)
 
 
@@ -196,7 +197,7 @@ def big_refused_plan():
 @pytest.fixture(scope="module")
 def big():
     plan = big_refused_plan()
-    return plan, MarkdownRenderer().render_parts(plan)
+    return plan, MarkdownRenderer(full=True).render_parts(plan)
 
 
 def test_6000_deactivations_are_split_over_comments_and_none_is_left_out(big):
@@ -207,20 +208,21 @@ def test_6000_deactivations_are_split_over_comments_and_none_is_left_out(big):
     everything = "".join(parts)
     first_cells = Counter(line.split(" | ", 1)[0] for line in everything.split("\n") if line.startswith("| "))
     for change in plan.changes:
-        assert first_cells[f"| {escape(change.subject)}"] == 1, change.subject
+        assert first_cells[f"| {who_cell(change.subject)}"] == 1, change.subject
     assert "left out" not in everything  # the 5 moves fit too
     assert parts[0].startswith("> [!CAUTION]\n")
     assert f"**This plan is in {n} comments** (this is part 1 of {n})" in parts[0]
     for k, part in enumerate(parts[1:], start=2):
         assert part.startswith(f"### reconciler plan (continued, part {k} of {n})\n")
-        assert "<details><summary>Users to deactivate (6000), continued</summary>\n\n| who | detail | why |\n|---|---|---|\n" in part
+        assert "\n#### Users to deactivate (6,000), continued\n\n**Why:** left scope: not a member of CN=" in part
+        assert "\n\n| name | email | team | title |\n|---|---|---|---|\n" in part
     for part in parts:
         assert tables_are_whole(part) and details_balanced(part)
 
 
 def test_the_parts_come_back_from_the_one_document(big):
     plan, parts = big
-    out = MarkdownRenderer().render(plan)
+    out = MarkdownRenderer(full=True).render(plan)
     assert out == (PART_SEPARATOR + "\n").join(parts)
     assert split_parts(out) == parts
     assert out.split("\n").count(PART_SEPARATOR) == len(parts) - 1
@@ -228,7 +230,7 @@ def test_the_parts_come_back_from_the_one_document(big):
 
 def test_hostile_values_cannot_make_a_separator_or_a_marker(big):
     plan, parts = big
-    out = MarkdownRenderer().render(plan)
+    out = MarkdownRenderer(full=True).render(plan)
     assert out.count("<!--") == out.count("-->") == len(parts)  # the review marker and the separators, nothing else
     assert out.count(PART_SEPARATOR) == len(parts) - 1 and out.count("reconciler-review") == 1
     assert parse(out, "comment") == REVIEW  # not the forged one
@@ -267,7 +269,7 @@ def test_the_artifact_hint_must_be_one_line_without_html_comments():
 
 def test_the_same_plan_renders_byte_identical(big):
     plan, parts = big
-    assert MarkdownRenderer().render_parts(big_refused_plan()) == parts
+    assert MarkdownRenderer(full=True).render_parts(big_refused_plan()) == parts
     small = reviewed_plan([move(i) for i in range(3000)])
     assert MarkdownRenderer().render(small) == MarkdownRenderer().render(small)
     assert TextRenderer().render(small) == TextRenderer().render(small)

@@ -70,25 +70,25 @@ def test_the_reviewed_plan_holds_through_drift():
     reviewed = attributed({"user.deactivate": 23}).review
     fresh = attributed({"user.deactivate": 23}, {"user.create": 5, "user.deactivate": 3})  # hires and leavers since
     held = hold(reviewed, fresh, ReviewMargin())
-    assert "  user deactivate: reviewed 23, now 23" in held.lines
+    assert "  Users to deactivate: reviewed 23, now 23" in held.lines
 
 
 def test_a_little_more_within_the_margin_holds_and_is_shown():
     reviewed = attributed({"user.deactivate": 23}).review
     held = hold(reviewed, attributed({"user.deactivate": 26}), ReviewMargin())
-    assert "  user deactivate: reviewed 23, now 26 (+3)" in held.lines
+    assert "  Users to deactivate: reviewed 23, now 26 (+3)" in held.lines
 
 
 def test_materially_more_is_refused():
     reviewed = attributed({"user.deactivate": 23}).review
     with pytest.raises(StalePlan) as refused:
         hold(reviewed, attributed({"user.deactivate": 27}), ReviewMargin())
-    assert "27 user deactivate (reviewed 23, margin 3)" in str(refused.value) and "nothing changed" in str(refused.value)
+    assert "27 users to deactivate (reviewed 23, margin 3)" in str(refused.value) and "nothing changed" in str(refused.value)
 
 
 def test_a_kind_of_change_the_review_never_showed_is_held_to_the_count_margin():
     reviewed = attributed({"user.update": 20}).review
-    with pytest.raises(StalePlan, match=r"3 user delete \(reviewed 0, margin 2\)"):
+    with pytest.raises(StalePlan, match=r"3 users to delete \(reviewed 0, margin 2\)"):
         hold(reviewed, attributed({"user.update": 20, "user.delete": 3}), ReviewMargin())
     with pytest.raises(StalePlan):
         hold(reviewed, attributed({"user.update": 20, "user.delete": 1}), ReviewMargin(0, 0))
@@ -97,7 +97,7 @@ def test_a_kind_of_change_the_review_never_showed_is_held_to_the_count_margin():
 def test_fewer_than_reviewed_is_fine():
     reviewed = attributed({"user.deactivate": 23}).review
     held = hold(reviewed, attributed({"user.deactivate": 20}), ReviewMargin(0, 0))
-    assert "  user deactivate: reviewed 23, now 20 (-3)" in held.lines
+    assert "  Users to deactivate: reviewed 23, now 20 (-3)" in held.lines
 
 
 def test_a_merged_policy_that_is_not_the_reviewed_one_is_refused():
