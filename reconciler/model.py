@@ -160,6 +160,15 @@ class StoreTeam:
     managed: bool
 
 
+@dataclass(slots=True, frozen=True)
+class Written:
+    """What reconciler last wrote for a managed user, of the fields a person can edit in the application."""
+
+    email: str
+    display_name: str
+    attributes: tuple[tuple[str, str], ...]  # sorted (name, value)
+
+
 @dataclass(slots=True)
 class StoreState:
     users: dict[str, StoreUser]
@@ -168,6 +177,10 @@ class StoreState:
     # sign-in names the store keeps unique across all its users and derives from the email (SCIM's userName),
     # lowercased -> the key of the user holding it; empty for stores with no such rule (SQL)
     taken_names: dict[str, str] = field(default_factory=dict)
+    # the three-way comparison: for each managed user whose record someone changed since reconciler last wrote
+    # it, what it wrote (users the store holds as written are not listed: that is nearly all of them)
+    edited: dict[str, Written] = field(default_factory=dict)
+    remembers_writes: bool = False  # the store keeps what it last wrote; without it, edits cannot be told apart
 
 
 # ───────────────────────────── plan ─────────────────────────────

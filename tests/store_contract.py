@@ -27,6 +27,8 @@ from typing import Any, Protocol
 
 import pytest
 
+from reconciler.store.sql.schema import LATEST_VERSION as LATEST
+
 from reconciler.errors import LockHeld, StalePlan, StoreError
 from reconciler.model import Change, Link
 from reconciler.store import ApplyRecord, Store
@@ -263,7 +265,7 @@ def test_first_write_creates_the_schema_and_keeps_the_empty_fingerprint(engine: 
     tables = sql_tables(engine, NO_SCHEMA)
     empty = store.fingerprint()
     apply(store)  # an empty plan against a store that does not exist yet
-    assert tables.rows("SELECT version FROM schema_version") == [(1,)]
+    assert tables.rows("SELECT version FROM schema_version") == [(v,) for v in range(1, LATEST + 1)]
     assert {r[0] for r in tables.rows("SELECT key FROM meta")} == {"created_at", "created_by"}
     assert store.fingerprint() == empty  # the plan made before the store existed is still current
 
@@ -273,7 +275,7 @@ def test_a_store_from_a_newer_reconciler_is_refused_not_misread(engine: Engine, 
     apply(store)
     tables.execute("INSERT INTO schema_version (version, description, applied_at) VALUES (99, 'future', 'later')")
     fresh = engine.open()
-    with pytest.raises(StoreError, match="schema version 99 but this reconciler knows only up to 1; upgrade reconciler"):
+    with pytest.raises(StoreError, match=f"schema version 99 but this reconciler knows only up to {LATEST}; upgrade reconciler"):
         fresh.read()
     fresh.close()
 
@@ -287,13 +289,14 @@ def test_reading_an_older_store_upgrades_its_tables_and_keeps_its_fingerprint(
     seeded(store)
     before = store.fingerprint()
     store.close()
+    nxt = sql_schema.LATEST_VERSION + 1
     upgraded = (*sql_schema.MIGRATIONS,
-                sql_schema.Migration(2, "a note per team", ("ALTER TABLE teams ADD COLUMN note TEXT",)))
+                sql_schema.Migration(nxt, "a note per team", ("ALTER TABLE teams ADD COLUMN note TEXT",)))
     monkeypatch.setattr(sql_schema, "MIGRATIONS", upgraded)
-    monkeypatch.setattr(sql_store, "LATEST_VERSION", 2)
+    monkeypatch.setattr(sql_store, "LATEST_VERSION", nxt)
     newer = engine.open()
     assert newer.fingerprint() == before
-    assert tables.rows("SELECT version FROM schema_version ORDER BY version") == [(1,), (2,)]
+    assert tables.rows("SELECT version FROM schema_version ORDER BY version") == [(v,) for v in range(1, nxt + 1)]
     assert "note" in tables.columns("teams")
     newer.close()
 

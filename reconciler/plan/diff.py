@@ -121,14 +121,44 @@ class _Differ:
                                        {"status": "deactivated"}))
         fields = changed_fields(have, want)
         if fields:
-            self.changes.append(Change(
-                "update", "user", key,
-                f"store differs from {d.source} in {', '.join(fields)}; the directory's data wins",
-                {f: have[f] for f in fields}, {f: want[f] for f in fields}))
+            self.changes.append(Change("update", "user", key, self.update_reason(d, s, have, want, fields),
+                                       {f: have[f] for f in fields}, {f: want[f] for f in fields}))
         if have["team"] != want["team"]:
             self.changes.append(Change("move", "user", key, f"placed by {d.placed_by}",
                                        {"team": have["team"]}, {"team": want["team"]}))
         self.membership_changes(key, d.memberships, s.memberships & self.managed_teams())
+
+    def update_reason(self, d: DesiredUser, s: StoreUser, have: dict[str, Any], want: dict[str, Any],
+                      fields: list[str]) -> str:
+        """Why an update: a change in the directory, an edit in the application (put back), or both, field
+        by field. The store's memory of what reconciler last wrote (`StoreState.edited`: only the users
+        whose record differs from it) is the third side; without one, the plan can only say they differ."""
+        if not self.store.remembers_writes:
+            return f"store differs from {d.source} in {', '.join(fields)}; the directory's data wins"
+        written = self.store.edited.get(s.key)
+        last = have if written is None else {"email": written.email, "display_name": written.display_name,
+                                             "attributes": dict(written.attributes)}
+        moved_in_directory: list[str] = []
+        edited: list[str] = []
+        both: list[str] = []
+        for name, now, wanted, wrote in _editable_values(have, want, last, fields):
+            if wanted != wrote and now == wrote:
+                moved_in_directory.append(name)
+            elif wanted == wrote:
+                edited.append(f"{name} {_quoted(now)} put back to {_quoted(wanted)}")
+            else:
+                both.append(name)
+        parts = []
+        if moved_in_directory:
+            parts.append(f"changed in {d.source}: {', '.join(moved_in_directory)}")
+        if edited:
+            parts.append(f"edited in the application since the last apply: {', '.join(edited)}")
+        if both:
+            parts.append(f"changed in {d.source} and edited in the application: {', '.join(both)}; "
+                         "the directory's data wins")
+        if "links" in fields:
+            parts.append("the directory entries that make up this person changed")
+        return "; ".join(parts)
 
     def unchanged(self, d: DesiredUser, s: StoreUser) -> bool:
         """Nothing to plan for this user: decided on the values as they are, without building the two
@@ -354,3 +384,26 @@ class _Differ:
 
 def diff(policy: Policy, desired: DesiredState, store: StoreState) -> Diff:
     return _Differ(policy, desired, store).run()
+
+
+LABELS = {"display_name": "display name"}
+
+
+def _editable_values(have: dict[str, Any], want: dict[str, Any], last: dict[str, Any],
+                     fields: list[str]) -> list[tuple[str, Any, Any, Any]]:
+    """(label, store now, directory now, last written) for each value an update changes that a person can
+    edit in the application: email, display name, each attribute."""
+    out = []
+    for field_name in fields:
+        if field_name == "attributes":
+            now, wanted, wrote = have["attributes"], want["attributes"], last.get("attributes") or {}
+            for attribute in sorted(set(now) | set(wanted)):
+                if now.get(attribute) != wanted.get(attribute):
+                    out.append((attribute, now.get(attribute), wanted.get(attribute), wrote.get(attribute)))
+        elif field_name in ("email", "display_name"):
+            out.append((LABELS.get(field_name, field_name), have[field_name], want[field_name], last.get(field_name)))
+    return out
+
+
+def _quoted(value: Any) -> str:
+    return "(none)" if value in (None, "") else repr(str(value))

@@ -192,7 +192,7 @@ def test_a_side_file_from_a_newer_reconciler_is_refused_not_misread(engine: Scim
     with sqlite3.connect(engine.side_file()) as db:
         db.execute("INSERT INTO schema_version (version, description, applied_at) VALUES (99, 'future', 'later')")
     fresh = engine.open()
-    with pytest.raises(StoreError, match="schema version 99 but this reconciler knows only up to 1; upgrade reconciler"):
+    with pytest.raises(StoreError, match="schema version 99 but this reconciler knows only up to 2; upgrade reconciler"):
         fresh.history()
     with pytest.raises(StoreError, match="schema version 99"):
         with fresh.lock("ci@runner"):

@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from reconciler.model import Change
+from reconciler.model import Written, Change
 from reconciler.store.scim.apply import ChangeRefused, plan_operations
 from reconciler.store.scim.client import ScimClient
 from reconciler.store.scim.execute import ApplyStopped, Executor
@@ -198,7 +198,8 @@ def test_bulk_sends_one_request_and_references_new_resources_by_bulk_id():
     assert member_add["data"]["Operations"][0]["value"] == [{"value": f"bulkId:{body['Operations'][1]['bulkId']}", "type": "User"}]
     assert executor.user_ids["corp:n1"] == "new-1" and executor.group_ids["Org/New"] == "new-0"
     assert executor.group_members["new-0"] == {"new-1"}
-    assert executor.notes.users["corp:n1"] == UserNote("Org/New", ("corp:n1",))
+    # the note remembers what was written, for the three-way comparison of the next plan
+    assert executor.notes.users["corp:n1"] == UserNote("Org/New", ("corp:n1",), Written("new@corp.example.com", "New", ()))
 
 
 def test_a_failed_bulk_operation_reports_the_changes_done_before_it():

@@ -146,21 +146,22 @@ def test_what_a_crashed_writer_left_in_the_wal_file_is_read_read_only(seeded_sto
 
 
 def test_an_older_schema_is_read_as_it_is_when_it_cannot_be_upgraded(seeded_store: Path, monkeypatch):
-    upgraded = (*sql_schema.MIGRATIONS, sql_schema.Migration(2, "a note per team", ("ALTER TABLE teams ADD COLUMN note TEXT",)))
+    now, nxt = sql_schema.LATEST_VERSION, sql_schema.LATEST_VERSION + 1
+    upgraded = (*sql_schema.MIGRATIONS, sql_schema.Migration(nxt, "a note per team", ("ALTER TABLE teams ADD COLUMN note TEXT",)))
     monkeypatch.setattr(sql_schema, "MIGRATIONS", upgraded)
-    monkeypatch.setattr(sql_store, "LATEST_VERSION", 2)
+    monkeypatch.setattr(sql_store, "LATEST_VERSION", nxt)
     no_write_access(monkeypatch, seeded_store.parent)
     s = open_store(seeded_store)
-    assert sorted(s.read().users) == ["corp:a1", "corp:b2"]  # version 1 is readable (OLDEST_READABLE)
-    assert rows(seeded_store, "SELECT version FROM schema_version") == [(1,)]  # and was left at it
+    assert sorted(s.read().users) == ["corp:a1", "corp:b2"]  # the current version is readable (OLDEST_READABLE)
+    assert max(rows(seeded_store, "SELECT version FROM schema_version")) == (now,)  # and was left at it
     s.close()
-    monkeypatch.setattr(sql_store, "OLDEST_READABLE", 2)  # had migration 2 changed what read() reads
+    monkeypatch.setattr(sql_store, "OLDEST_READABLE", nxt)  # had the next migration changed what read() reads
     s = open_store(seeded_store)
     with pytest.raises(StoreError) as raised:
         s.read()
     assert str(raised.value).startswith(
-        f"{seeded_store}: the store has schema version 1, which this reconciler reads only after upgrading it to 2, "
-        "and the upgrade failed: ")
+        f"{seeded_store}: the store has schema version {now}, which this reconciler reads only after upgrading it to "
+        f"{nxt}, and the upgrade failed: ")
     s.close()
 
 

@@ -57,6 +57,7 @@ class _User:
     links: tuple[str, ...]
     managed: bool
     manager: str | None = None  # the manager's email, when the attributes name one
+    written: dict[str, Any] = field(default_factory=dict)  # email, display_name, attributes as they will be
 
 
 @dataclass
@@ -76,7 +77,8 @@ class RequestPlanner(StoreRules[_User]):
         state = snapshot.state
         self.users = {
             k: _User(u.email, u.team, set(u.memberships), tuple(str(l) for l in u.links), u.managed,
-                     dict(u.attributes).get(MANAGER))
+                     dict(u.attributes).get(MANAGER),
+                     {"email": u.email, "display_name": u.display_name, "attributes": dict(u.attributes)})
             for k, u in state.users.items()
         }
         self.teams = {k: _Team(t.parent, t.managed) for k, t in state.teams.items()}
@@ -141,8 +143,10 @@ class RequestPlanner(StoreRules[_User]):
         return adds + removes  # adds first: a move that stops halfway leaves the user in a group, not in none
 
     def _note(self, key: str) -> Op:
+        """The side file's note of a user: their team, links, and what this apply writes of them (the
+        three-way comparison's memory: a later difference on the server is an edit in the application)."""
         user = self.users[key]
-        return Op("note_user", key, team=user.team, links=user.links)
+        return Op("note_user", key, team=user.team, links=user.links, fields={"written": dict(user.written)})
 
     # ── users ──
 
@@ -155,6 +159,7 @@ class RequestPlanner(StoreRules[_User]):
 
     def _set_user_fields(self, key: str, checked: Checked) -> None:
         user, fields = self.users[key], checked.fields
+        user.written.update({name: fields[name] for name in ("email", "display_name", "attributes") if name in fields})
         if "email" in fields:
             user.email = fields["email"]
         if "attributes" in fields:
@@ -202,7 +207,7 @@ class RequestPlanner(StoreRules[_User]):
             self.require_team(checked.fields["team"])
             old_team, user.team = user.team, checked.fields["team"]
             ops += self._sync(checked.key, {old_team, user.team})
-        if "team" in checked.fields or "links" in checked.fields:
+        if {"team", "links", "email", "display_name", "attributes"} & set(checked.fields):
             ops.append(self._note(checked.key))
         return ops
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ...model import Change
+from ...model import Change, Written
 from .apply import Op, Step
 from .bulk import BulkSender, refuses_extension_path
 from .client import ScimClient, ScimHttpError
@@ -245,7 +245,9 @@ class Executor:
     # ── notes ──
 
     def _note_user(self, op: Op) -> None:
-        self.notes.users[op.key] = UserNote(op.team, tuple(sorted(op.links)))
+        written = op.fields.get("written")
+        self.notes.users[op.key] = UserNote(op.team, tuple(sorted(op.links)), None if written is None else Written(
+            written["email"], written["display_name"] or "", tuple(sorted(written["attributes"].items()))))
 
     def _forget_user(self, op: Op) -> None:
         self.notes.users.pop(op.key, None)

@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ...errors import Location, StoreError
+from ...model import Written
 from ...policy.model import StoreConfig
 from ..common import DEFAULT_LOCK_TTL, ApplyRecord, LockInfo, utc_now
 from ..sql.sqlite import SqliteStore
@@ -35,6 +36,7 @@ NOTES_TABLE = "scim_notes"
 class UserNote:
     team: str | None
     links: tuple[str, ...]  # "directory:anchor", sorted
+    written: Written | None = None  # what reconciler last wrote of them (None: a side file from before)
 
 
 @dataclass
@@ -81,7 +83,8 @@ class SideFile:
             try:
                 value = json.loads(data)
                 if kind == "user":
-                    notes.users[key] = UserNote(value.get("team"), tuple(sorted(value.get("links") or ())))
+                    notes.users[key] = UserNote(value.get("team"), tuple(sorted(value.get("links") or ())),
+                                                _written(value.get("written")))
                 elif kind == "team":
                     notes.teams[key] = value.get("parent")
             except (ValueError, AttributeError, TypeError):
@@ -98,10 +101,26 @@ class SideFile:
                 db.execute(f"DELETE FROM {NOTES_TABLE}")
                 db.executemany(
                     f"INSERT INTO {NOTES_TABLE} (kind, key, data) VALUES (?, ?, ?)",
-                    [("user", key, json.dumps({"team": n.team, "links": list(n.links)}, sort_keys=True))
+                    [("user", key, json.dumps({"team": n.team, "links": list(n.links),
+                                               **({"written": _written_json(n.written)} if n.written else {})},
+                                              sort_keys=True))
                      for key, n in sorted(notes.users.items())]
                     + [("team", key, json.dumps({"parent": parent})) for key, parent in sorted(notes.teams.items())],
                 )
         except (sqlite3.Error, OSError) as error:
             raise StoreError(f"cannot write the SCIM store's side file: {error}; check that its folder is writable",
                              Location(self.where)) from None
+
+
+def _written(value: object) -> Written | None:
+    if not isinstance(value, dict):
+        return None
+    attributes = value.get("attributes")
+    if not isinstance(value.get("email"), str) or not isinstance(value.get("display_name"), str) \
+            or not isinstance(attributes, dict):
+        return None
+    return Written(value["email"], value["display_name"], tuple(sorted((str(k), str(v)) for k, v in attributes.items())))
+
+
+def _written_json(written: Written) -> dict:
+    return {"email": written.email, "display_name": written.display_name, "attributes": dict(written.attributes)}

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 
 from ...errors import Location, StalePlan, StoreError
-from ...model import Change, StoreState
+from ...model import Change, StoreState, Written
 from ...policy.model import SecretRef
 from ...policy.model import StoreConfig
 from ..common import DEFAULT_LOCK_TTL, STALE_MESSAGE, ApplyRecord, Clock, LockInfo, failures_recorded, iso, summarise, utc_now
@@ -14,7 +14,7 @@ from ..rules import refusal
 from .apply import ChangeRefused, plan_operations
 from .client import ScimClient, ScimHttpError, ScimTokenError, ScimUrlError, check_base_url, check_token
 from .execute import ApplyStopped, Executor
-from .state import SideFile
+from .state import Notes, SideFile
 from .view import Snapshot, ViewError, build_snapshot
 
 
@@ -122,7 +122,7 @@ class ScimStore:
             except StoreError:
                 pass
             raise StoreError(self._stopped_message(stopped), Location(self.where)) from None
-        self.side.save(executor.notes)
+        self.side.save(remembered(executor.notes, snapshot))
         return "applied"
 
     @staticmethod
@@ -148,3 +148,14 @@ class ScimStore:
 
 
 __all__ = ["ScimStore"]
+
+
+def remembered(notes: Notes, snapshot: Snapshot) -> Notes:
+    """The notes with a memory of what was written for every managed user: a side file from before this
+    memory existed gets one, the users as they are now taken as last written (as the SQL stores' migration
+    does), so that the next plans can tell an edit in the application from a change in the directory."""
+    for key, user in snapshot.state.users.items():
+        note = notes.users.get(key)
+        if user.managed and note is not None and note.written is None:
+            notes.users[key] = replace(note, written=Written(user.email, user.display_name, user.attributes))
+    return notes

@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ...model import Link, StoreState, StoreTeam, StoreUser
+from ...model import Link, StoreState, StoreTeam, StoreUser, Written
 from ..common import fingerprint as content_fingerprint
 from .mapping import (
     MANAGER,
@@ -136,6 +136,7 @@ def build_snapshot(user_resources: Iterable[dict], group_resources: Iterable[dic
 
     store_users = dict(sorted(store_users.items()))
     store_teams = dict(sorted(store_teams.items()))
+    managed = [key for key, u in store_users.items() if u.managed]
     state = StoreState(
         users=store_users,
         teams=store_teams,
@@ -143,6 +144,10 @@ def build_snapshot(user_resources: Iterable[dict], group_resources: Iterable[dic
         # RFC 7643 §4.1.1: userName is unique across the server's Users, case-insensitively (caseExact false)
         taken_names={name.lower(): user_key_of(u) for u in users.values()
                      if isinstance(name := u.resource.get("userName"), str) and name},
+        # the three-way comparison: what the notes say reconciler wrote, where the server now differs
+        edited={key: note.written for key in managed if (note := notes.users.get(key)) is not None
+                and note.written is not None and _differs(note.written, store_users[key])},
+        remembers_writes=all(notes.users.get(k) is not None and notes.users[k].written is not None for k in managed),
     )
     return Snapshot(users, groups, user_ids, group_ids, notes, state)
 
@@ -156,3 +161,7 @@ def fingerprint(store_users: Iterable[StoreUser], store_teams: Iterable[StoreTea
     text = json.dumps({"content": content_fingerprint(store_users, store_teams), "versions": versions},
                       sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _differs(written: Written, user: StoreUser) -> bool:
+    return (written.email, written.display_name, written.attributes) != (user.email, user.display_name, user.attributes)

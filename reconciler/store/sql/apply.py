@@ -33,11 +33,22 @@ class ChangeWriter(StoreRules[int]):
         super().__init__()
         self.tx, self.now, self.where = tx, now, where
         self.pending_links: list[tuple[Change, int, tuple[Link, ...]]] = []
+        self.written: set[int] = set()  # users whose email, name or attributes this apply set
 
     def finish(self) -> None:
         for change, user_id, links in self.pending_links:
             self.guarded(change, lambda u=user_id, l=links: self._write_links(u, l))
         self.check_teams()
+        self._remember_written()
+
+    def _remember_written(self) -> None:
+        """What this apply wrote, as the rows now hold it, for the next plan's three-way comparison: a
+        later difference between a row and this memory is an edit in the application."""
+        for user_id in sorted(self.written):
+            self.tx.execute("DELETE FROM user_written WHERE user_id = ?", (user_id,))
+            self.tx.execute("INSERT INTO user_written (user_id, email, display_name, attributes)"
+                            " SELECT id, email, display_name, attributes FROM users WHERE id = ? AND managed = 1",
+                            (user_id,))
 
     def refused(self, change: Change, reason: str) -> Exception:
         return StoreError(f"{refusal(change, reason)}; nothing was changed (the whole apply was rolled back)",
@@ -80,6 +91,7 @@ class ChangeWriter(StoreRules[int]):
             (checked.key, columns["email"], columns["display_name"], columns["attributes"], columns["team_key"],
              columns["status"], self.now, self.now),
         )
+        self.written.add(int(row[0]))
         self._replace_links(checked.change, int(row[0]), checked.fields["links"])
 
     def _adopt_user(self, checked: Checked) -> None:
@@ -87,6 +99,7 @@ class ChangeWriter(StoreRules[int]):
         columns = user_columns(checked.fields)
         self.require_team(columns["team_key"])
         self._update_row(user_id, {"key": checked.key, "managed": 1, **columns})
+        self.written.add(user_id)
         self._replace_links(checked.change, user_id, checked.fields["links"])
 
     def _change_user(self, checked: Checked) -> None:
@@ -96,6 +109,8 @@ class ChangeWriter(StoreRules[int]):
         if "team_key" in columns:
             self.require_team(columns["team_key"])
         self._update_row(user_id, columns)
+        if {"email", "display_name", "attributes"} & set(checked.fields):
+            self.written.add(user_id)
         if "links" in checked.fields:
             self._replace_links(checked.change, user_id, checked.fields["links"])
 
@@ -104,7 +119,9 @@ class ChangeWriter(StoreRules[int]):
         # explicit rather than trusting ON DELETE CASCADE: foreign keys may be off on another connection's engine
         self.tx.execute("DELETE FROM memberships WHERE user_id = ?", (user_id,))
         self.tx.execute("DELETE FROM user_links WHERE user_id = ?", (user_id,))
+        self.tx.execute("DELETE FROM user_written WHERE user_id = ?", (user_id,))
         self.tx.execute("DELETE FROM users WHERE id = ?", (user_id,))
+        self.written.discard(user_id)
         self.pending_links = [p for p in self.pending_links if p[1] != user_id]
 
     def _update_row(self, user_id: int, columns: dict[str, Any]) -> None:

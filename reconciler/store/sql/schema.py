@@ -124,6 +124,26 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        version=2,
+        description="what reconciler last wrote for each managed user (user_written)",
+        statements=(
+            # Kept apart from users, which applications read and may write: this table is reconciler's own
+            # memory, what lets a plan tell a change in the directory from an edit in the application.
+            """CREATE TABLE user_written (
+                user_id      {id_ref} PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+                email        TEXT NOT NULL,
+                display_name TEXT NOT NULL,
+                attributes   TEXT NOT NULL
+            )""",
+            # a store from before: its managed users are taken as last written as they are now
+            """INSERT INTO user_written (user_id, email, display_name, attributes)
+               SELECT id, email, display_name, attributes FROM users WHERE managed = 1""",
+        ),
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].version
 
 # A store that an older reconciler made is upgraded when it is next written to (and by a read that may write);

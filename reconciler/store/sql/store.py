@@ -18,14 +18,14 @@ from typing import Any
 
 from ... import __version__
 from ...errors import Location, LockHeld, ReconcilerError, StalePlan, StoreError
-from ...model import Change, Link, StoreState, StoreUser
+from ...model import Change, Link, StoreState, StoreUser, Written
 from ..common import (
     DEFAULT_LOCK_TTL, STALE_MESSAGE, ApplyRecord, Clock, LockInfo, LockProcess, failures_recorded, iso, summarise,
     utc_now,
 )
 from ..common import fingerprint as content_fingerprint
 from .apply import ChangeWriter
-from .rows import HISTORY_COLUMNS, history_record, history_values, store_team, store_user
+from .rows import HISTORY_COLUMNS, attributes_from_json, history_record, history_values, row_key, store_team, store_user
 from .schema import (
     FIRST_DESCRIPTION, LATEST_VERSION, OLDEST_READABLE, SCHEMA_VERSION_COLUMNS, Dialect, apply_migrations,
 )
@@ -273,7 +273,24 @@ class SqlStore:
         teams = {row[0]: store_team(row) for row in tx.all("SELECT key, name, parent_key, managed FROM teams")}
         users = dict(sorted(users.items()))
         teams = dict(sorted(teams.items()))
-        return StoreState(users=users, teams=teams, fingerprint=content_fingerprint(users.values(), teams.values()))
+        remembers = self._table_exists(tx, "user_written")  # not in a version-1 store read as it is (read-only)
+        return StoreState(users=users, teams=teams, fingerprint=content_fingerprint(users.values(), teams.values()),
+                          edited=self._edited(tx) if remembers else {}, remembers_writes=remembers)
+
+    def _edited(self, tx: Tx) -> dict[str, Written]:
+        """What reconciler last wrote, for the managed users whose row differs from it now: the database
+        compares, so only those few rows come back."""
+        rows = tx.all(
+            "SELECT u.id, u.key, w.email, w.display_name, w.attributes FROM users u JOIN user_written w ON w.user_id = u.id"
+            " WHERE u.managed = 1 AND (w.email <> u.email OR w.display_name <> u.display_name"
+            " OR w.attributes <> u.attributes)")
+        edited: dict[str, Written] = {}
+        for user_id, key, email, display_name, attributes in rows:
+            try:
+                edited[row_key(key, user_id)] = Written(email, display_name, attributes_from_json(attributes))
+            except ValueError:
+                continue  # a hand-damaged memory is no memory: the plan says the store differs, as before
+        return edited
 
     # ── lock ──
 
