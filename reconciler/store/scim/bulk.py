@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .client import PATCH_OP, ScimHttpError
+from .client import PATCH_OP, ScimHttpError, answer_lost
 from .mapping import (
     new_group_resource,
     new_user_resource,
@@ -262,7 +262,9 @@ class BulkSender:
             try:
                 results = self.x.client.bulk([e.operation for e in requests], what)
             except ScimHttpError as error:
-                raise stopped(done, steps[done].change, error) from None
+                # sent, and no answer says what became of it: the whole request's changes are unknown
+                unknown = last + 1 - done if answer_lost(error) else 0
+                raise stopped(done, steps[done].change, error, unknown) from None
         outcome = iter(results)
         for position, entry in enumerate(piece):
             if not entry.operation:

@@ -59,6 +59,11 @@ class ScimHttpError(Exception):
         return f"{self.what}: HTTP {self.status}{kind}: {self.detail}"
 
 
+def answer_lost(error: ScimHttpError) -> bool:
+    """No answer says whether the server carried the request out: none came, or a server error came."""
+    return error.status is None or error.status >= 500
+
+
 class ScimUrlError(ValueError):
     """The base URL cannot be used; the message says why."""
 

@@ -16,7 +16,7 @@ from typing import Any
 from ...model import Change, Written
 from .apply import Op, Step
 from .bulk import BulkSender, refuses_extension_path
-from .client import ScimClient, ScimHttpError
+from .client import ScimClient, ScimHttpError, answer_lost
 from .mapping import (
     MANAGER,
     add_member_operation,
@@ -36,11 +36,14 @@ from .view import Snapshot
 
 
 class ApplyStopped(Exception):
-    """A request failed for good; `done` changes were carried out before `failed`."""
+    """A request failed for good; `done` changes were carried out before `failed`, and `unknown` changes from
+    `failed` on may or may not have been: their request was sent but no answer says what the server did
+    (the connection broke, a timeout, a 5xx)."""
 
-    def __init__(self, done: int, total: int, failed: Change | None, error: ScimHttpError):
+    def __init__(self, done: int, total: int, failed: Change | None, error: ScimHttpError, unknown: int = 0):
         super().__init__(error.message)
-        self.done, self.total, self.failed, self.error = done, total, failed, error
+        self.done, self.total, self.failed, self.error, self.unknown = done, total, failed, error, unknown
+
 
 
 class Executor:
@@ -65,8 +68,8 @@ class Executor:
         """Carries out every step; raises ApplyStopped at the first request that fails for good."""
         capabilities = self.client.capabilities()
         if capabilities.bulk and capabilities.patch and steps:
-            def stopped(done: int, change: Change, error: ScimHttpError) -> ApplyStopped:
-                return ApplyStopped(done, len(steps), change, error)
+            def stopped(done: int, change: Change, error: ScimHttpError, unknown: int = 0) -> ApplyStopped:
+                return ApplyStopped(done, len(steps), change, error, unknown)
 
             BulkSender(self, capabilities.bulk_max_operations, capabilities.bulk_max_payload).run(steps, stopped)
             done = len(steps)
@@ -85,7 +88,7 @@ class Executor:
                 for op in step.ops:
                     self.do(op)
             except ScimHttpError as error:
-                raise ApplyStopped(done, len(steps), step.change, error) from None
+                raise ApplyStopped(done, len(steps), step.change, error, 1 if answer_lost(error) else 0) from None
             done += 1
         return done
 

@@ -133,9 +133,15 @@ class ScimStore:
         else:
             change = stopped.failed
             where = f"stopped at change {stopped.done + 1} of {stopped.total} ({change.kind} {change.action} {change.key})"
+        if stopped.unknown:
+            counted = (f"{stopped.done} change(s) were applied, {stopped.unknown} may or may not have been (the request "
+                       f"was sent and no answer says what the server did), {remaining - stopped.unknown} were not")
+        else:
+            counted = f"{stopped.done} change(s) were applied, {remaining} were not"
         return (
-            f"apply {where}: {stopped.error.message}; {stopped.done} change(s) were applied, {remaining} were not; "
-            "the server has no transactions, so what was done stays: plan again and apply to finish (nothing is duplicated)"
+            f"apply {where}: {stopped.error.message}; {counted}; the server has no transactions, so what was done "
+            "stays: plan again and apply to finish (a re-run converges: it plans only what is still missing, and "
+            "nothing is duplicated)"
         )
 
     def _finished(self, record: ApplyRecord, outcome: str) -> ApplyRecord:
