@@ -289,6 +289,9 @@ def ratios(figures: dict) -> dict:
         "plan_vs_ldapsearch": ratio("plan_churn", "ldapsearch"),
         "python_ldap_vs_ldapsearch": ratio("python_ldap", "ldapsearch"),
         "apply_initial_vs_plan_initial": ratio("apply_initial", "plan_initial"),
+        # issue 11's bar: the first plan (every user a create) at most 1.3x the 1%-churn plan; rendering never dominates
+        "first_plan_vs_churn_plan": ratio("plan_initial", "plan_churn"),
+        "first_plan_render_s": (figures.get("plan_initial", {}).get("stages_s") or {}).get("render"),
         "diff_share_of_plan": round(stages["diff"] / plan["wall_s"], 3) if "diff" in stages and plan else None,
         "stage_share_of_plan": {k: round(v / plan["wall_s"], 3) for k, v in stages.items()} if plan else None,
     }
