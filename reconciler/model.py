@@ -132,6 +132,7 @@ class DesiredState:
     teams: dict[str, DesiredTeam]
     verdicts: list[EntryVerdict]  # one per entry read, in directory then DN order
     directories: dict[str, dict[str, int]]  # name -> {"read": n, "in_scope": n, "imported": n, "ignored": n, "disabled": n}
+    warnings: list[str] = field(default_factory=list)  # what the policy asks for that no entry answers
 
 
 # ───────────────────────────── store state ─────────────────────────────
@@ -305,6 +306,7 @@ class Plan:
     # store's record of every user changed but not created (last known name, team, attributes)
     teams: dict[str, str] = field(default_factory=dict)
     people: dict[str, Person] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # e.g. a manual: entry that names nobody read
     # the digest, computed once (reconciler/plan/document.py) and carried: renderers, --out and apply all
     # need it. It covers neither `cause` nor `review`, so a replace() that only marks causes keeps it valid.
     digest_cache: str | None = field(default=None, repr=False, compare=False)

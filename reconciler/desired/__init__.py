@@ -38,5 +38,7 @@ def build_desired_state(policy: Policy, reads: list[DirectoryRead]) -> DesiredSt
     people = one_person_per_email(policy, in_scope(policy, by_name, verdicts), verdicts)
     users = desired_users(people, placement, verdicts, policy.lifecycle.when_disabled)
     ordered = verdicts.ordered(policy.precedence)
+    warnings = [f"manual: lists {m.who!r}, whom no directory read has (an email, account name or DN, as the "
+                "directory spells it); nobody is placed by it" for m in verdicts.unmatched_manual]
     return DesiredState(users=dict(sorted(users.items())), teams=dict(sorted(placement.teams.items())),
-                        verdicts=ordered, directories=verdicts.counts(policy, by_name))
+                        verdicts=ordered, directories=verdicts.counts(policy, by_name), warnings=warnings)

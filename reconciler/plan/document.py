@@ -68,6 +68,8 @@ def _top(plan: Plan) -> dict[str, Any]:
     }
     if plan.review is not None:
         document["review"] = plan.review.to_json()
+    if plan.warnings:  # only when there are some: plans without any keep the digest they always had
+        document["warnings"] = list(plan.warnings)
     return document
 
 
@@ -232,6 +234,7 @@ def loads(text: str, source: str = "plan", *, key: bytes | None = None) -> Plan:
                  for v in document["ignored"]],
         managed_users=document["managed_users"],
         generated_at=document["generated_at"],
+        warnings=list(document.get("warnings") or []),
         teams=dict(document["context"]["teams"]),
         people={key: Person(p["name"], p["email"], p["team"], tuple(sorted(p["attributes"].items())))
                 for key, p in document["context"]["people"].items()},

@@ -43,6 +43,7 @@ def make_plan(policy: Policy, desired: DesiredState, store: StoreState, recent: 
         generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         teams=result.teams,
         people=result.people,
+        warnings=list(desired.warnings),
     )
     plan.safety = checks(plan.summary, plan.managed_users, policy.safety, recent)
     return plan

@@ -105,6 +105,8 @@ class MarkdownRenderer:
         if plan.review is not None:
             lines += [marker(plan), ""]  # for the apply workflow: exactly once, in the first part
         top, lines = "\n".join(lines) + "\n", []
+        if plan.warnings:
+            lines += ["> [!WARNING]", *(f"> {cell(w)}  " for w in plan.warnings), ""]
         if plan.empty:
             lines += ["**No changes.** The store matches the directories.", ""]
         else:

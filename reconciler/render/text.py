@@ -79,6 +79,10 @@ class TextRenderer:
             table.add_row(escape(name), *(f"{c[k]:,}" for k in ("read", "in_scope", "imported", "ignored", "disabled")))
         console.print(table)
         console.print()
+        for warning in plan.warnings:
+            console.print(f"[bold yellow]Warning:[/] {escape(warning)}")
+        if plan.warnings:
+            console.print()
         if plan.empty:
             console.print("[green]No changes.[/] The store matches the directories.")
 

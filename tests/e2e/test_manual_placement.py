@@ -135,3 +135,15 @@ def test_validate_names_the_line_of_a_bad_team_and_of_a_person_listed_twice(manu
     refused = manual.run("plan", "policy.yaml")
     assert refused.code == 1 and "manual[1].team" in refused.err + refused.out
 
+
+
+def test_an_entry_that_names_nobody_is_a_warning_in_every_format(manual):
+    manual.set_policy("  - {who: priya.raman@corp.example.com}", "  - {who: priya.raman@corp.example.com}\n"
+                      "  - {who: nobody@corp.example.com, team: Sales}")
+    plan = manual.plan_json()
+    warning = ("manual: lists 'nobody@corp.example.com', whom no directory read has (an email, account name or DN, "
+               "as the directory spells it); nobody is placed by it")
+    assert plan["warnings"] == [warning]
+    assert f"Warning: {warning}" in manual.run("plan", "policy.yaml").out
+    markdown = manual.run("plan", "policy.yaml", "--format", "markdown").out
+    assert "> [!WARNING]\n> manual: lists '`nobody@corp.example.com`', whom" in markdown
