@@ -155,7 +155,9 @@ def apply_plan(plan: Plan, policy: Policy, store: Store, *, force_reason: str | 
     """Refuses over a safety limit (unless forced with a reason), then applies under the store lock.
 
     The store re-checks its fingerprint inside its transaction, so a plan is never
-    applied to a store that changed after the plan was made.
+    applied to a store that changed after the plan was made. A plan with no changes
+    (not forced) gets no history line: the store counts it, and its next line says how
+    many there were (`store.common.is_unchanged`); refused and failed ones are lines.
     """
     record = _record(plan, policy, force_reason)
     # a refusal is history too: a scheduled job stuck on a limit shows in `reconciler history`

@@ -258,7 +258,8 @@ def test_a_first_empty_apply_keeps_the_empty_fingerprint(store: Store):
     empty = store.fingerprint()
     apply(store)  # an empty plan against a store that does not exist yet
     assert store.fingerprint() == empty  # the plan made before the store existed is still current
-    assert len(store.history()) == 1
+    history = store.history()
+    assert history == [] and history.unchanged.runs == 1  # no line: counted for the next one
 
 
 def test_first_write_creates_the_schema_and_keeps_the_empty_fingerprint(engine: Engine, store: Store):
@@ -266,7 +267,8 @@ def test_first_write_creates_the_schema_and_keeps_the_empty_fingerprint(engine: 
     empty = store.fingerprint()
     apply(store)  # an empty plan against a store that does not exist yet
     assert tables.rows("SELECT version FROM schema_version") == [(v,) for v in range(1, LATEST + 1)]
-    assert {r[0] for r in tables.rows("SELECT key FROM meta")} == {"created_at", "created_by"}
+    # and the empty plan is counted there, until the next history line takes the count over
+    assert {r[0] for r in tables.rows("SELECT key FROM meta")} == {"created_at", "created_by", "noop_applies", "last_noop_at"}
     assert store.fingerprint() == empty  # the plan made before the store existed is still current
 
 
@@ -688,9 +690,67 @@ def test_history_records_counts_actor_and_force_reason_newest_first(store: Store
     assert oldest.counts == {"team.create": 1, "user.create": 2}
     assert (oldest.actor, oldest.commit, oldest.run_id, oldest.outcome) == ("alice@laptop", "abc123", "42", "applied")
     assert oldest.finished_at == "2026-11-21T09:00:00Z" and oldest.force_reason is None
-    assert newest.counts == {} and newest.actor == "github-actions[bot]"  # an empty apply is recorded too
+    assert newest.counts == {} and newest.actor == "github-actions[bot]"  # an empty apply, forced: recorded, with its reason
     assert newest.force_reason == "incident 123: approved by bob" and newest.finished_at == "2026-11-21T09:00:30Z"
     assert newest == second
+
+
+def test_an_apply_with_no_changes_writes_no_line_and_the_next_line_counts_it(store: Store):
+    clock = FakeClock()
+    store.clock = clock  # type: ignore[attr-defined]
+    first = apply(store, create_team("Org"), create_user("corp:a1", "a@example.com", "Org"), actor="alice@laptop")
+    assert first.unchanged_runs == 0
+    for _ in range(3):  # the hourly job on a store in sync
+        clock.advance(3600)
+        unchanged = apply(store, actor="ci@runner")
+        assert (unchanged.id, unchanged.outcome, unchanged.counts) == (None, "applied", {})
+    history = store.history()
+    assert history == [first]  # no line for them
+    assert (history.unchanged.runs, history.unchanged.latest) == (3, "2026-11-21T12:00:00Z")
+
+    clock.advance(60)
+    second = apply(store, create_user("corp:b2", "b@example.com", "Org"))
+    assert second.unchanged_runs == 3  # the next line carries them
+    clock.advance(60)
+    apply(store)
+    clock.advance(60)
+    refused = store.record(record(finished_at="2026-11-21T12:03:00Z", counts={"user.deactivate": 40},
+                                  outcome="refused: 40 deactivations is over the limit"))
+    assert refused.unchanged_runs == 1  # a refused line takes the count over as well
+    history = store.history()
+    assert [(h.id, h.unchanged_runs) for h in history] == [(refused.id, 1), (second.id, 3), (first.id, 0)]
+    assert history.unchanged.runs == 0 and history.unchanged.latest is None  # counted once, in one line
+
+
+def test_an_apply_with_no_changes_on_a_changed_store_is_refused_and_recorded(app: Application, store: Store):
+    seeded(store)
+    planned_against = store.fingerprint()
+    app.rename_user("corp:b2", "Edited")  # the plan said "nothing to do" about a store that is no longer there
+    with pytest.raises(StalePlan):
+        store.apply([], planned_against, record())
+    [stale, _seeded] = store.history()
+    assert stale.result == "refused" and stale.reason.startswith("plan is stale")
+
+
+def test_refused_and_failed_lines_carry_what_was_planned_and_not_applied(store: Store):
+    seeded(store)
+    apply(store)  # counted, then taken over by the failed line below
+    bad = Change("deactivate", "user", "corp:nobody", "left", {"status": "active"}, {"status": "deactivated"})
+    with pytest.raises(StoreError) as raised:
+        apply(store, create_user("corp:c3", "c@example.com", "Org"), bad)
+    refused = store.record(record(finished_at="2026-11-21T09:00:01Z", counts={"user.deactivate": 40},
+                                  outcome="refused: 40 deactivations is over the limit"))
+    newest, failed, seeded_line = store.history()
+    assert newest == refused
+    assert (newest.result, newest.reason, newest.applied, newest.planned_not_applied) == (
+        "refused", "40 deactivations is over the limit", {}, {"user.deactivate": 40})
+    assert (failed.result, failed.reason) == ("failed", raised.value.message)
+    assert failed.applied == {} and failed.planned_not_applied == {"user.create": 1, "user.deactivate": 1}
+    assert failed.unchanged_runs == 1
+    assert seeded_line.result == "applied" and seeded_line.planned_not_applied == {}
+    assert seeded_line.applied == {"team.create": 2, "user.create": 2}
+    assert failed.to_json()["planned_not_applied"] == {"user.create": 1, "user.deactivate": 1}
+    assert failed.to_json()["applied"] == {} and failed.to_json()["counts"] == failed.counts  # as before: the plan's
 
 
 def test_a_refusal_made_before_apply_can_be_recorded_on_its_own(store: Store):

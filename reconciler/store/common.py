@@ -1,5 +1,5 @@
-"""What every store shares: the history line, the lock's answer and its holder's process, the clock, and the
-content fingerprint.
+"""What every store shares: the history line (and the applies that changed nothing, counted instead of
+recorded), the lock's answer and its holder's process, the clock, and the content fingerprint.
 
 Nothing here knows where a store keeps its users. A store plug-in (see
 `reconciler/store/__init__.py`) records its applies as `ApplyRecord`s, answers
@@ -18,7 +18,7 @@ import json
 import os
 import socket
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -41,9 +41,19 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# How an apply ends. A refused or failed one changed nothing, except a SCIM apply that failed halfway (a SCIM
+# server has no transactions): its outcome says how many changes were applied and how many were not.
+OUTCOMES = ("applied", "refused", "failed")
+
+
 @dataclass(frozen=True)
 class ApplyRecord:
-    """One line of history: who applied what, when, and how it ended."""
+    """One line of history: who applied what, when, and how it ended.
+
+    `counts` is what the plan had, per "kind.action": what was applied when the outcome is "applied",
+    what was planned and not applied when it is "refused: ..." or "failed: ..." (`applied`,
+    `planned_not_applied` say which). `unchanged_runs`: the applies with no changes, not recorded as lines
+    of their own, between the previous line and this one (`is_unchanged`)."""
 
     started_at: str
     finished_at: str
@@ -56,8 +66,35 @@ class ApplyRecord:
     outcome: str  # "applied" | "failed: ..." | "refused: ..."
     force_reason: str | None = None
     id: int | None = None
+    unchanged_runs: int = 0
+
+    @property
+    def result(self) -> str:
+        """"applied", "refused" or "failed"; "unknown" for an outcome none of these (a hand-edited row)."""
+        head = self.outcome.split(":", 1)[0].strip()
+        return head if head in OUTCOMES else "unknown"
+
+    @property
+    def reason(self) -> str | None:
+        """Why it was refused or failed (the outcome after "refused: "), None when applied."""
+        if self.result == "applied":
+            return None
+        if self.result == "unknown":
+            return self.outcome
+        return self.outcome.split(":", 1)[1].strip() if ":" in self.outcome else None
+
+    @property
+    def applied(self) -> dict[str, int]:
+        """What this apply changed: its counts when applied, nothing when refused or failed."""
+        return dict(self.counts) if self.result == "applied" else {}
+
+    @property
+    def planned_not_applied(self) -> dict[str, int]:
+        """What the plan had and was not applied: its counts when refused or failed, nothing when applied."""
+        return {} if self.result == "applied" else dict(self.counts)
 
     def to_json(self) -> dict[str, Any]:
+        """Every field, keys stable (docs/store-schema.md, `reconciler history --format json`)."""
         return {
             "id": self.id,
             "started_at": self.started_at,
@@ -69,8 +106,37 @@ class ApplyRecord:
             "plan_digest": self.plan_digest,
             "counts": dict(sorted(self.counts.items())),
             "outcome": self.outcome,
+            "result": self.result,
+            "reason": self.reason,
+            "applied": dict(sorted(self.applied.items())),
+            "planned_not_applied": dict(sorted(self.planned_not_applied.items())),
             "force_reason": self.force_reason,
+            "unchanged_runs": self.unchanged_runs,
         }
+
+
+def is_unchanged(changes: Sequence[Change], record: ApplyRecord) -> bool:
+    """An apply that changes nothing and is not forced (the hourly job on a store in sync): it gets no history
+    line; the store counts it (`Unchanged`) and the next line says how many there were (`unchanged_runs`).
+    A forced one is recorded: its reason is worth keeping. A refused or failed one always is."""
+    return not changes and not record.force_reason
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """The applies with no changes since the newest history line: how many, and when the latest finished."""
+
+    runs: int = 0
+    latest: str | None = None  # ISO 8601 UTC
+
+
+class History(list[ApplyRecord]):
+    """The history lines, newest first (a list, so that it compares equal to one), and `unchanged`: the
+    applies with no changes since the newest line, read with them."""
+
+    def __init__(self, records: Iterable[ApplyRecord] = (), unchanged: Unchanged = Unchanged()):
+        super().__init__(records)
+        self.unchanged = unchanged
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from reconciler.errors import StoreError
 from reconciler.policy.model import SecretRef, StoreConfig
 from reconciler.store.scim.mapping import ENTERPRISE_USER
 from reconciler.store.scim.store import ScimStore
+from reconciler.store.sql.schema import LATEST_VERSION
 from tests.servers.scim import PROXY_VARIABLES, ScimServer, start_scim_server
 import tests.store_contract as contract
 from tests.store_contract import *  # noqa: F401,F403  the contract's tests run here against SCIM
@@ -192,7 +193,7 @@ def test_a_side_file_from_a_newer_reconciler_is_refused_not_misread(engine: Scim
     with sqlite3.connect(engine.side_file()) as db:
         db.execute("INSERT INTO schema_version (version, description, applied_at) VALUES (99, 'future', 'later')")
     fresh = engine.open()
-    with pytest.raises(StoreError, match="schema version 99 but this reconciler knows only up to 2; upgrade reconciler"):
+    with pytest.raises(StoreError, match=f"schema version 99 but this reconciler knows only up to {LATEST_VERSION}; upgrade reconciler"):
         fresh.history()
     with pytest.raises(StoreError, match="schema version 99"):
         with fresh.lock("ci@runner"):

@@ -6,7 +6,8 @@ small SQLite file next to the policy (`.reconciler/scim-state.db`) keeps them:
 
 - the apply lock and the history, by composition with the SQLite store (the
   same tables, the same lock rules: TTL, takeover of a crashed holder on this
-  host at once, refusal message; read-only access is enough to read it, and a
+  host at once, refusal message; the same count of applies with no changes
+  instead of lines of their own; read-only access is enough to read it, and a
   SQLite file of another application is refused untouched);
 - "notes": per managed user, their team and their links; per managed team,
   its parent. The server stays the truth for everything the application sees;
@@ -26,7 +27,7 @@ from pathlib import Path
 from ...errors import Location, StoreError
 from ...model import Written
 from ...policy.model import StoreConfig
-from ..common import DEFAULT_LOCK_TTL, ApplyRecord, LockInfo, utc_now
+from ..common import DEFAULT_LOCK_TTL, ApplyRecord, History, LockInfo, utc_now
 from ..sql.sqlite import SqliteStore
 
 NOTES_TABLE = "scim_notes"
@@ -66,7 +67,11 @@ class SideFile:
     def record(self, record: ApplyRecord) -> ApplyRecord:
         return self._sqlite.record(record)
 
-    def history(self) -> list[ApplyRecord]:
+    def count_unchanged(self, finished_at: str) -> None:
+        """An apply with no changes: no history line, counted for the next one (as the SQL stores do)."""
+        self._sqlite.count_unchanged(finished_at)
+
+    def history(self) -> History:
         return self._sqlite.history()
 
     def close(self) -> None:

@@ -9,7 +9,10 @@ from ...errors import Location, StalePlan, StoreError
 from ...model import Change, StoreState, Written
 from ...policy.model import SecretRef
 from ...policy.model import StoreConfig
-from ..common import DEFAULT_LOCK_TTL, STALE_MESSAGE, ApplyRecord, Clock, LockInfo, failures_recorded, iso, summarise, utc_now
+from ..common import (
+    DEFAULT_LOCK_TTL, STALE_MESSAGE, ApplyRecord, Clock, History, LockInfo, failures_recorded, is_unchanged, iso, summarise,
+    utc_now,
+)
 from ..rules import refusal
 from .apply import ChangeRefused, plan_operations
 from .client import ScimClient, ScimHttpError, ScimTokenError, ScimUrlError, check_base_url, check_token
@@ -84,7 +87,7 @@ class ScimStore:
             finally:
                 self._holding = False
 
-    def history(self) -> list[ApplyRecord]:
+    def history(self) -> History:
         return self.side.history()
 
     def record(self, record: ApplyRecord) -> ApplyRecord:
@@ -99,7 +102,11 @@ class ScimStore:
                 return self.apply(changes, expected_fingerprint, record)
         record = replace(record, counts=record.counts or summarise(changes))
         with failures_recorded(self.side.record, lambda outcome: self._finished(record, outcome)):
-            return self.side.record(self._finished(record, self._apply(changes, expected_fingerprint)))
+            finished = self._finished(record, self._apply(changes, expected_fingerprint))
+            if is_unchanged(changes, record):  # no line of its own: counted for the next one
+                self.side.count_unchanged(finished.finished_at)
+                return finished
+            return self.side.record(finished)
 
     def _apply(self, changes: Sequence[Change], expected_fingerprint: str) -> str:
         snapshot = self._snapshot()

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ...model import Link, StoreTeam, StoreUser
-from ..common import ApplyRecord
+from ..common import ApplyRecord, Unchanged
 
 LOCAL_KEY_PREFIX = "local:"
 USER_COLUMN = {"team": "team_key"}  # user fields whose column has another name; links have their own table
@@ -118,8 +118,15 @@ def store_team(row: Sequence[Any]) -> StoreTeam:
 
 
 HISTORY_COLUMNS = (
-    "started_at, finished_at, actor, commit_ref, run_id, policy_digest, plan_digest, counts, outcome, force_reason"
+    "started_at, finished_at, actor, commit_ref, run_id, policy_digest, plan_digest, counts, outcome, force_reason, "
+    "unchanged_runs"
 )
+# a store of schema version 2 or older, read as it is (read-only): its lines have no unchanged_runs, read as 0
+HISTORY_COLUMNS_BEFORE_UNCHANGED = HISTORY_COLUMNS.replace("unchanged_runs", "0")
+
+# the applies with no changes since the newest history line, kept in `meta` until the next line takes them over
+UNCHANGED_RUNS_KEY = "noop_applies"
+UNCHANGED_LATEST_KEY = "last_noop_at"
 
 
 def history_values(record: ApplyRecord) -> tuple[Any, ...]:
@@ -135,13 +142,14 @@ def history_values(record: ApplyRecord) -> tuple[Any, ...]:
         json.dumps(dict(sorted(record.counts.items())), separators=(",", ":")),
         record.outcome,
         record.force_reason,
+        record.unchanged_runs,
     )
 
 
 def history_record(row: Sequence[Any]) -> ApplyRecord:
     """An apply_history row (id, then HISTORY_COLUMNS) as an ApplyRecord."""
     (record_id, started_at, finished_at, actor, commit_ref, run_id, policy_digest, plan_digest, counts, outcome,
-     force_reason) = row
+     force_reason, unchanged_runs) = row
     return ApplyRecord(
         started_at=started_at,
         finished_at=finished_at,
@@ -154,4 +162,15 @@ def history_record(row: Sequence[Any]) -> ApplyRecord:
         outcome=outcome,
         force_reason=force_reason,
         id=record_id,
+        unchanged_runs=int(unchanged_runs or 0),
     )
+
+
+def unchanged_from_meta(values: Mapping[str, str]) -> Unchanged:
+    """The pending count of applies with no changes from the `meta` values (key -> value); a hand-edited
+    count that is not a number reads as none."""
+    try:
+        runs = max(int(values.get(UNCHANGED_RUNS_KEY) or 0), 0)
+    except ValueError:
+        runs = 0
+    return Unchanged(runs, values.get(UNCHANGED_LATEST_KEY) if runs else None)

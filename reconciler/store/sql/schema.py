@@ -144,6 +144,19 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        version=3,
+        description="apply_history.unchanged_runs: the applies with no changes before each line",
+        statements=(
+            # An apply that changes nothing (an hourly job on a store in sync) gets no line of its own: it is
+            # counted in meta (noop_applies, last_noop_at) and the next line takes the count over. Earlier
+            # lines were written one per apply, so they have none.
+            "ALTER TABLE apply_history ADD COLUMN unchanged_runs INTEGER NOT NULL DEFAULT 0",
+        ),
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].version
 
 # A store that an older reconciler made is upgraded when it is next written to (and by a read that may write);

@@ -20,12 +20,15 @@ from ... import __version__
 from ...errors import Location, LockHeld, ReconcilerError, StalePlan, StoreError
 from ...model import Change, Link, StoreState, StoreUser, Written
 from ..common import (
-    DEFAULT_LOCK_TTL, STALE_MESSAGE, ApplyRecord, Clock, LockInfo, LockProcess, failures_recorded, iso, summarise,
-    utc_now,
+    DEFAULT_LOCK_TTL, STALE_MESSAGE, ApplyRecord, Clock, History, LockInfo, LockProcess, Unchanged, failures_recorded,
+    is_unchanged, iso, summarise, utc_now,
 )
 from ..common import fingerprint as content_fingerprint
 from .apply import ChangeWriter
-from .rows import HISTORY_COLUMNS, attributes_from_json, history_record, history_values, row_key, store_team, store_user
+from .rows import (
+    HISTORY_COLUMNS, HISTORY_COLUMNS_BEFORE_UNCHANGED, UNCHANGED_LATEST_KEY, UNCHANGED_RUNS_KEY, attributes_from_json,
+    history_record, history_values, row_key, store_team, store_user, unchanged_from_meta,
+)
 from .schema import (
     FIRST_DESCRIPTION, LATEST_VERSION, OLDEST_READABLE, SCHEMA_VERSION_COLUMNS, Dialect, apply_migrations,
 )
@@ -387,7 +390,8 @@ class SqlStore:
     # ── apply ──
 
     def apply(self, changes: Sequence[Change], expected_fingerprint: str, record: ApplyRecord) -> ApplyRecord:
-        """Apply every change or none, and record the attempt in the history either way."""
+        """Apply every change or none, and record the attempt in the history either way; an apply with no
+        changes (`is_unchanged`) is counted for the next history line instead of getting its own."""
         record = replace(record, counts=record.counts or summarise(changes))
         with failures_recorded(self.record, lambda outcome: self._finished(record, outcome)):
             with self._transaction(write=True, create=True) as tx:
@@ -395,6 +399,10 @@ class SqlStore:
                 self._check_lock(tx)
                 if self._read_state(tx).fingerprint != expected_fingerprint:
                     raise StalePlan(STALE_MESSAGE)
+                if is_unchanged(changes, record):
+                    unchanged = self._finished(record, "applied")
+                    self._count_unchanged(tx, unchanged.finished_at)
+                    return unchanged
                 ChangeWriter(tx, iso(self.clock()), self.where).run(changes)
                 return self._insert_history(tx, self._finished(record, "applied"))
 
@@ -404,21 +412,50 @@ class SqlStore:
             assert tx is not None
             return self._insert_history(tx, record)
 
+    def count_unchanged(self, finished_at: str) -> None:
+        """Count an apply with no changes, on its own (the SCIM store's, whose apply is not a transaction here)."""
+        with self._transaction(write=True, create=True) as tx:
+            assert tx is not None
+            self._count_unchanged(tx, finished_at)
+
     def _finished(self, record: ApplyRecord, outcome: str) -> ApplyRecord:
         return replace(record, finished_at=iso(self.clock()), outcome=outcome)
 
     @staticmethod
-    def _insert_history(tx: Tx, record: ApplyRecord) -> ApplyRecord:
+    def _pending_unchanged(tx: Tx) -> Unchanged:
+        rows = tx.all("SELECT key, value FROM meta WHERE key IN (?, ?)", (UNCHANGED_RUNS_KEY, UNCHANGED_LATEST_KEY))
+        return unchanged_from_meta(dict(rows))
+
+    @classmethod
+    def _count_unchanged(cls, tx: Tx, finished_at: str) -> None:
+        """One more apply with no changes since the newest history line, kept in `meta` (no schema change:
+        an older reconciler sharing the store ignores the keys) until the next line takes the count over."""
+        runs = cls._pending_unchanged(tx).runs + 1
+        tx.execute("DELETE FROM meta WHERE key IN (?, ?)", (UNCHANGED_RUNS_KEY, UNCHANGED_LATEST_KEY))
+        tx.execute("INSERT INTO meta (key, value) VALUES (?, ?), (?, ?)",
+                   (UNCHANGED_RUNS_KEY, str(runs), UNCHANGED_LATEST_KEY, finished_at))
+
+    @classmethod
+    def _insert_history(cls, tx: Tx, record: ApplyRecord) -> ApplyRecord:
+        """The line, carrying the applies with no changes counted since the previous one, whose count is reset."""
+        record = replace(record, unchanged_runs=cls._pending_unchanged(tx).runs)
         row = tx.one(
-            f"INSERT INTO apply_history ({HISTORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            f"INSERT INTO apply_history ({HISTORY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             history_values(record),
         )
+        if record.unchanged_runs:
+            tx.execute("DELETE FROM meta WHERE key IN (?, ?)", (UNCHANGED_RUNS_KEY, UNCHANGED_LATEST_KEY))
         return replace(record, id=int(row[0]))
 
-    def history(self) -> list[ApplyRecord]:
-        """Every recorded apply, newest first. Never creates the store."""
+    def history(self) -> History:
+        """Every recorded apply, newest first, and the applies with no changes since the newest, read in one
+        transaction. Never creates the store."""
         with self._reading() as tx:
             if tx is None:
-                return []
-            rows = tx.all(f"SELECT id, {HISTORY_COLUMNS} FROM apply_history ORDER BY id DESC")
-        return [history_record(row) for row in rows]
+                return History()
+            # a store of schema version 2, read as it is where it cannot be upgraded, has no unchanged_runs yet
+            columns = (HISTORY_COLUMNS if "unchanged_runs" in self._columns(tx, "apply_history")
+                       else HISTORY_COLUMNS_BEFORE_UNCHANGED)
+            rows = tx.all(f"SELECT id, {columns} FROM apply_history ORDER BY id DESC")
+            unchanged = self._pending_unchanged(tx)
+        return History((history_record(row) for row in rows), unchanged)
