@@ -15,6 +15,7 @@ import uuid
 
 import pytest
 
+from reconciler.store.sql.schema import LATEST_VERSION
 from tests.e2e.conftest import changes, remove_people
 
 cmarkgfm = pytest.importorskip("cmarkgfm", reason="cmarkgfm is in the test extra (pip install -e '.[test]')")
@@ -193,12 +194,13 @@ def test_the_same_field_changed_on_both_sides_says_so_and_the_directory_wins(syn
 def test_a_store_from_before_the_memory_is_upgraded_and_taken_as_written(synced):
     """A store made by reconciler 0.2 has no user_written table: reading it upgrades it (schema version 2),
     and the users as they are become what was last written."""
-    synced.sql("DROP TABLE user_written")
-    synced.sql("DELETE FROM schema_version WHERE version = 2")
+    synced.sql("DROP TABLE user_written")  # back to schema version 1, as reconciler 0.2 left it
+    synced.sql("ALTER TABLE apply_history DROP COLUMN unchanged_runs")
+    synced.sql("DELETE FROM schema_version WHERE version >= 2")
     corp = synced.snapshot()
     corp.set(corp.find(sAMAccountName="zadams"), "title", "Principal Engineer")
     corp.save()
     [update] = changes(synced.plan_json(), "update")
     assert update["reason"] == "changed in corp: title"
-    assert synced.sql("SELECT max(version) FROM schema_version") == [(2,)]
+    assert synced.sql("SELECT max(version) FROM schema_version") == [(LATEST_VERSION,)]
     assert synced.sql("SELECT count(*) FROM user_written")[0][0] == 288

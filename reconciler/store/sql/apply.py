@@ -44,11 +44,14 @@ class ChangeWriter(StoreRules[int]):
     def _remember_written(self) -> None:
         """What this apply wrote, as the rows now hold it, for the next plan's three-way comparison: a
         later difference between a row and this memory is an edit in the application."""
-        for user_id in sorted(self.written):
-            self.tx.execute("DELETE FROM user_written WHERE user_id = ?", (user_id,))
+        ids = sorted(self.written)
+        for start in range(0, len(ids), 500):  # 500 a statement: a first import writes every user
+            chunk = ids[start:start + 500]
+            marks = ", ".join("?" * len(chunk))
+            self.tx.execute(f"DELETE FROM user_written WHERE user_id IN ({marks})", chunk)
             self.tx.execute("INSERT INTO user_written (user_id, email, display_name, attributes)"
-                            " SELECT id, email, display_name, attributes FROM users WHERE id = ? AND managed = 1",
-                            (user_id,))
+                            f" SELECT id, email, display_name, attributes FROM users WHERE id IN ({marks}) AND managed = 1",
+                            chunk)
 
     def refused(self, change: Change, reason: str) -> Exception:
         return StoreError(f"{refusal(change, reason)}; nothing was changed (the whole apply was rolled back)",
