@@ -38,19 +38,19 @@ def plan_policy(policy: Policy, store: Store | None = None) -> Planned:
     require_secrets(policy)
     with stage("read"):
         reads = read_all(policy.directories)
-    with stage("desired"):
+    with stage("desired", "building the desired state"):
         desired = build_desired_state(policy, reads)
     del reads  # the entries as read are not needed past the desired state: free them before the store is read
     own = store is None
     store = store or open_store(policy.store)
     try:
-        with stage("store_read"):
+        with stage("store_read", "reading the store"):
             state = store.read()
             recent = recent_counts(store.history(), policy.safety.window_hours, datetime.now(timezone.utc))
     finally:
         if own:
             store.close()
-    with stage("diff"):
+    with stage("diff", "comparing"):
         plan = make_plan(policy, desired, state, recent)
     return Planned(policy, desired, state, plan)
 

@@ -34,6 +34,7 @@ from typing import Protocol
 
 from ..model import DirectoryRead
 from ..policy.model import Directory
+from ..progress import current
 
 # `kind:` in the policy -> the plug-in package below this one that reads it
 KINDS: dict[str, str] = {
@@ -80,5 +81,12 @@ def check_directory(directory: Directory) -> list[CheckStep]:
 
 
 def read_all(directories) -> list[DirectoryRead]:
-    """Reads every directory; the first failure aborts before anything is planned."""
-    return [open_source(d).read() for d in directories]
+    """Reads every directory; the first failure aborts before anything is planned.
+
+    Each read is announced to the progress observer (`reconciler.progress`), and the sources
+    report the entries they read to it, per page or chunk."""
+    reads = []
+    for d in directories:
+        current().stage(f"reading {d.name}")
+        reads.append(open_source(d).read())
+    return reads

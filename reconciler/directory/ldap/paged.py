@@ -17,6 +17,7 @@ from ldap3 import BASE, LEVEL, SUBTREE
 from ldap3.core.exceptions import LDAPCommunicationError, LDAPException, LDAPInvalidFilterError
 
 from ...errors import DirectoryError
+from ...progress import current
 
 PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
 SCOPES = {"subtree": SUBTREE, "one": LEVEL, "base": BASE}
@@ -92,6 +93,7 @@ def paged_search(connection, search: Search, page_size: int, ignore_ad_system_re
     """
     cookie: bytes | None = None
     pages = 0
+    report = current().read  # entries read, a page at a time, to the progress observer (this may be a worker thread)
     while True:
         try:
             connection.search(
@@ -113,9 +115,11 @@ def paged_search(connection, search: Search, page_size: int, ignore_ad_system_re
         if result.get("result") != 0:
             raise search.failure(result_cause(result))
         pages += 1
+        entries = 0
         for item in connection.response or ():
             kind = item.get("type")
             if kind == "searchResEntry":
+                entries += 1
                 yield RawEntry(item["dn"], item["raw_attributes"])
             elif kind == "searchResRef":
                 urls = item.get("uri") or []
@@ -124,6 +128,7 @@ def paged_search(connection, search: Search, page_size: int, ignore_ad_system_re
                 raise search.failure(f"the server referred part of the tree elsewhere ({', '.join(urls)}) and "
                                      f"referrals are not followed; point a search base at that server's directory")
         connection.response = None  # let the page go before the next one arrives
+        report(search.directory, entries)
         cookie = _cookie(result)
         if not cookie:
             return

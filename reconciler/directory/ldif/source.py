@@ -24,9 +24,12 @@ from ...dn import dn_parses, normalise_dn
 from ...errors import DirectoryError
 from ...model import DirectoryEntry, DirectoryGroup, DirectoryRead, OutOfScope
 from ...policy.model import Directory
+from ...progress import current
 from ..entries import make_entry, make_group, template_attributes, value_text
 from ..filters import InvalidFilter, SnapshotSearch
 from .parser import BINARY_ATTRIBUTES, LdifRecord, Value, read_ldif
+
+_CHUNK_MASK = 1023  # entries parsed are reported to the progress observer 1,024 at a time
 
 
 class LdifSource:
@@ -40,6 +43,7 @@ class LdifSource:
         if not directory.path:
             raise DirectoryError(f"directory {directory.name}: kind ldif needs 'path' (the snapshot file)")
         snapshot = self._load(directory.path)
+        current().stage(f"selecting the users in scope of {directory.name}")
         for base in (*directory.users.search_bases, *directory.groups.search_bases):
             if not snapshot.search.contains(base):
                 raise DirectoryError(
@@ -73,9 +77,13 @@ class LdifSource:
     def _load(self, path: str) -> "_Snapshot":
         schema = self.directory.schema
         snapshot = _Snapshot(SnapshotSearch(self.directory.flavour, schema.member))
+        report, name, parsed = current().read, self.directory.name, 0  # progress: per chunk, never per entry
         # A bulk load allocates millions of small objects and no cycles: the command's entry point runs
         # with the cyclic garbage collector off (reconciler.cli.main), which this loop depends on.
         for record in read_ldif(path, binary_attributes=[schema.anchor] if schema.anchor.lower() == "objectguid" else []):
+            parsed += 1
+            if not parsed & _CHUNK_MASK:
+                report(name, _CHUNK_MASK + 1)
             if not dn_parses(record.dn):
                 # Where it sits is unknown, so it may be a user: refused rather than read as a leaver.
                 raise DirectoryError(f"{path}:{record.line}: the DN {record.dn!r} does not parse (RFC 4514); "
@@ -87,6 +95,7 @@ class LdifSource:
                 first = snapshot.records[normalise_dn(record.dn)][2]
                 raise DirectoryError(f"{path}:{record.line}: entry {record.dn} appears twice (first at line {first})")
             snapshot.records[key] = (record.dn, record.attributes, record.line)
+        report(name, parsed & _CHUNK_MASK)
         return snapshot
 
     def _unreadable(self, snapshot: "_Snapshot") -> list[OutOfScope]:
