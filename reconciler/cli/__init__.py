@@ -10,7 +10,7 @@ from importlib import metadata
 
 import typer
 
-from .. import __version__
+from .. import __version__, progress
 from ..errors import ExitCode, ReconcilerError
 
 # The distribution on PyPI: `reconciler` there is an unrelated project.
@@ -65,7 +65,10 @@ def main(argv: list[str] | None = None) -> None:
     gc.disable()
     command = typer.main.get_command(app)
     try:
-        code = command.main(args=argv, prog_name="reconciler", standalone_mode=False)
+        try:
+            code = command.main(args=argv, prog_name="reconciler", standalone_mode=False)
+        finally:
+            progress.finish()  # the progress line (stderr, a terminal) erased before any message below
     except UsageError as error:
         if type(error).__name__ == "NoArgsIsHelpError":  # bare `reconciler`: the help is the answer
             print(error.format_message())

@@ -11,11 +11,13 @@ from typing import Optional
 
 import typer
 
+from .. import progress
 from ..errors import ExitCode, ReconcilerError
 from ..render import summary_words
 from . import app
-from .console import console, stdout_is_terminal as _stdout_is_terminal
-from .options import PolicyArg, load
+from .console import clear_progress, console, start_progress, stdout_is_terminal as _stdout_is_terminal
+from .options import NoPagerOption, PolicyArg, QuietOption, load
+from .pager import page
 
 
 class Format(str, Enum):
@@ -42,23 +44,28 @@ def plan(
     detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode", help="Exit 2 when there are changes, 0 when none, 3 when apply would refuse the plan."),
     base_policy: Optional[Path] = typer.Option(None, "--base-policy", help="The policy as on the target branch (an empty file: none yet): mark which changes this edit causes, and record what a reviewer approves."),
     full: bool = typer.Option(False, "--full", help="List every change even in a large plan (above 1,000 changes text and Markdown summarise; JSON always lists all)."),
+    quiet: bool = QuietOption,
+    no_pager: bool = NoPagerOption,
 ) -> None:
     """Compute and show the plan: who is created, updated, moved, deactivated, deleted, and why."""
     from ..apply import plan_key
     from ..pipeline import plan_policy, with_review
     from ..render import renderer
 
+    start_progress(quiet)
     loaded = load(policy)
     result = plan_policy(loaded).plan
     if base_policy is not None:
         result = with_review(result, str(base_policy))
     from ..timings import stage
 
-    with stage("render"):
+    with stage("render", "rendering the plan"):
         if out is not None:  # first: writing it computes the digest the other outputs show
             _save(result, out, Path(loaded.path), plan_key())
-        typer.echo(renderer(format.value, color=_stdout_is_terminal(), artifact_hint=_artifact_hint(), full=full)
-                   .render(result), nl=False)
+        text = renderer(format.value, color=_stdout_is_terminal(), artifact_hint=_artifact_hint(), full=full).render(result)
+        clear_progress()
+        if not (format == Format.text and page(text, no_pager=no_pager)):
+            typer.echo(text, nl=False)
     if out is not None:
         typer.echo(f"Saved the plan to {out}; apply it with: reconciler apply --plan {out}", err=True)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -110,6 +117,8 @@ def apply(
     reviewed: Optional[Path] = typer.Option(None, "--reviewed", help="The review from the pull request's plan comment (the comment, or its reconciler-review line): apply only the reviewed policy and, within safety.review_margin, the reviewed effect. Needs --base-policy."),
     base_policy: Optional[Path] = typer.Option(None, "--base-policy", help="With --reviewed: the policy before the merge (an empty file: none), to tell the edit's effect from drift."),
     expect_digest: Optional[str] = typer.Option(None, "--expect-digest", help="Strict: refuse unless the fresh plan has exactly this digest (any drift since refuses)."),
+    quiet: bool = QuietOption,
+    no_pager: bool = NoPagerOption,
 ) -> None:
     """Apply a fresh plan (asks on a terminal unless --auto-approve) or a saved one."""
     from ..apply import apply_plan, confirm_or_refuse, held_to_review, plan_key, verified_saved_plan
@@ -130,8 +139,10 @@ def apply(
     if (reviewed is None) != (base_policy is None):
         raise typer.BadParameter("--reviewed and --base-policy go together: the review is held against the edit's effect, "
                                  "which needs the policy before the merge", param_hint="--reviewed")
+    start_progress(quiet)
     if plan_file is not None:
         loaded, the_plan = verified_saved_plan(plan_file, policy, load, key=plan_key())
+        clear_progress()
         # the plan was shown and reviewed when it was saved: one line now, not every change again
         summary = summary_words(the_plan.summary) or "no changes"
         typer.echo(f"{plan_file} is what the policy, the directories and the store produce now "
@@ -143,7 +154,12 @@ def apply(
             from ..pipeline import with_review
 
             the_plan = with_review(the_plan, str(base_policy))
-        typer.echo(renderer("text", color=_stdout_is_terminal()).render(the_plan), nl=False)
+        progress.current().stage("rendering the plan")
+        text = renderer("text", color=_stdout_is_terminal()).render(the_plan)
+        clear_progress()
+        # through the pager, which has ended when page returns: the confirmation below is never paged
+        if not page(text, no_pager=no_pager):
+            typer.echo(text, nl=False)
         if reviewed is not None:
             for line in held_to_review(the_plan, reviewed, loaded):
                 typer.echo(line)
@@ -152,11 +168,14 @@ def apply(
     try:
         def said_lock(lock) -> None:
             if lock.expired_takeover:
+                clear_progress()
                 typer.echo(f"note: {lock.expired_takeover}", err=True)
 
+        progress.current().stage("applying")
         record = apply_plan(the_plan, loaded, store, force_reason=reason if force else None, on_lock=said_lock)
     finally:
         store.close()
+        clear_progress()
     typer.echo(f"Applied: {summary_words(record.counts) or 'no changes'}.")
 
 

@@ -17,3 +17,19 @@ def console() -> Console:
     if stdout_is_terminal():
         return Console(highlight=False, soft_wrap=True)
     return Console(highlight=False, soft_wrap=True, no_color=True, width=max(shutil.get_terminal_size((200, 24)).columns, 200))
+
+
+def start_progress(quiet: bool) -> None:
+    """Progress on stderr for the rest of the command when a person watches it (`reconciler.progress`
+    says when); erased before the output, and for good when the command ends (`main`)."""
+    from .. import progress
+
+    if progress.enabled(sys.stderr, os.environ, quiet):
+        progress.install(progress.TerminalProgress(sys.stderr))
+
+
+def clear_progress() -> None:
+    """The progress line off the screen, before output or a message; the next stage draws it again."""
+    from .. import progress
+
+    progress.current().clear()
