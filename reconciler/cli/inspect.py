@@ -4,46 +4,102 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from . import app
-from .console import console as _console
-from .options import PolicyArg, load
+from .console import console as _console, start_progress
+from .options import PolicyArg, QuietOption, load
+
+
+class Only(str, Enum):
+    imported = "imported"
+    ignored = "ignored"
+    disabled = "disabled"
 
 
 @app.command()
 def preview(
     policy: Path = PolicyArg,
     limit: int = typer.Option(15, "--limit", min=1, help="How many entries to show per directory."),
+    only: Optional[Only] = typer.Option(None, "--only", help="Show only the entries imported, ignored or disabled."),
+    quiet: bool = QuietOption,
 ) -> None:
-    """Per directory: entries read, the first N, and whether each would be imported or ignored, and why."""
+    """Per directory: entries read, the first N, and whether each would be imported or ignored, and why,
+    with their display name and team."""
     from ..desired import build_desired_state
+    from ..desired.templates import render_template
     from ..directory import read_all
-
     from ..pipeline import require_secrets
+    from ..progress import current
 
+    start_progress(quiet)
     loaded = load(policy)
     require_secrets(loaded)
-    desired = build_desired_state(loaded, read_all(loaded.directories))
+    reads = read_all(loaded.directories)
+    current().stage("building the desired state")
+    desired = build_desired_state(loaded, reads)
+    current().clear()
+    teams = _TeamPaths(desired.teams)
     console = _console()
-    for directory in loaded.directories:
+    for directory, read in zip(loaded.directories, reads):
         counts = desired.directories[directory.name]
-        rows = [v for v in desired.verdicts if v.directory == directory.name]
+        rows = [v for v in desired.verdicts if v.directory == directory.name and (only is None or v.verdict == only.value)]
+        shown = rows[:limit]
+        which = f" {only.value}" if only is not None else ""
         console.print(
             f"[bold]{escape(directory.name)}[/]: {counts['read']} entries read, {counts['imported']} would be imported, "
-            f"{counts['ignored']} ignored, {counts['disabled']} disabled; showing the first {min(limit, len(rows))}"
+            f"{counts['ignored']} ignored, {counts['disabled']} disabled; showing the first {len(shown)}{which}"
         )
+        # the entries not imported are named as the mapping would name them; those out of scope were not read whole
+        wanted = {v.dn for v in shown if v.user_key is None}
+        entries = {e.dn: e for e in read.users if e.dn in wanted} if wanted else {}
         table = Table(box=None, header_style="bold", pad_edge=False)
-        for column in ("account", "email", "verdict", "reason"):
-            table.add_column(column)
-        for v in rows[:limit]:
+        for column in ("account", "name", "email", "team", "verdict", "reason"):
+            # on a narrow terminal an account or email folds onto a second line rather than losing its end
+            table.add_column(column, overflow="fold" if column in ("account", "email") else "ellipsis")
+        for v in shown:
+            user = desired.users.get(v.user_key) if v.user_key is not None else None
+            if user is not None:
+                name, team = user.display_name, teams.path(user.team)
+            else:
+                entry = entries.get(v.dn)
+                name = (render_template(directory.mapping.display_name, entry) or entry.account_name) if entry else None
+                team = None
             colour = "green" if v.verdict == "imported" else "yellow"
-            table.add_row(escape(v.account_name or v.dn), escape(v.email or "—"), f"[{colour}]{v.verdict}[/]", escape(v.reason))
+            table.add_row(escape(v.account_name or v.dn), escape(name or "—"), escape(v.email or "—"),
+                          escape(team or "—"), f"[{colour}]{v.verdict}[/]", escape(v.reason))
         console.print(table)
         console.print()
+
+
+class _TeamPaths:
+    """A team key as its path of names from the root, 'Example Corp / Sales' (as plans spell it)."""
+
+    def __init__(self, teams):
+        self.teams = teams
+        self.known: dict[str, str] = {}
+
+    def path(self, key: str | None) -> str | None:
+        if key is None:
+            return None
+        if key not in self.known:
+            names: list[str] = []
+            seen: set[str] = set()
+            at: str | None = key
+            while at is not None and at not in seen:  # parents up to the root; `seen` stops a cycle
+                seen.add(at)
+                team = self.teams.get(at)
+                if team is None:
+                    names.append(at)
+                    break
+                names.append(team.name)
+                at = team.parent
+            self.known[key] = " / ".join(reversed(names))
+        return self.known[key]
 
 
 class ExplainFormat(str, Enum):
