@@ -2,7 +2,8 @@
 
 One package per plug-in, all with the same face:
 
-- `ldap/`: `kind: active-directory` and `kind: openldap`, a live read over LDAP;
+- `ldap/`: `kind: active-directory`, `openldap`, `389ds` and `freeipa`, a live read over LDAP
+  (the kind is the flavour: the policy's attribute and filter defaults);
 - `ldif/`: `kind: ldif`, a read of an LDIF snapshot.
 
 A plug-in package provides two functions, named like the ones here that dispatch to it:
@@ -41,6 +42,8 @@ KINDS: dict[str, str] = {
     "ldif": "ldif",
     "active-directory": "ldap",
     "openldap": "ldap",
+    "389ds": "ldap",
+    "freeipa": "ldap",
 }
 
 

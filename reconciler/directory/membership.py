@@ -6,6 +6,12 @@ lists its direct members, and a member's `memberOf` lists its direct groups
 enough to build the graph, so both are merged. Nesting is followed to any depth;
 a cycle (A contains B contains A, harmless in AD) ends the walk instead of looping.
 
+A posixGroup names its members by account name instead (`memberUid: alice`), and
+no memberOf records it. `AccountNames` turns such values into DNs: an account name
+is matched case-insensitively to the entries' account attribute (`uid`), a value
+that is a DN (some directories write DNs there) is that DN; a name nobody has is
+no member. The edge it makes remembers the value (`Membership.via`), for explain.
+
 `Membership` is the graph a source builds while reading; `group_parents` and
 `transitive_groups` walk the groups of a finished `DirectoryRead` upwards (a
 user's groups through nesting, for group-teams placement).
@@ -15,7 +21,7 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
-from ..dn import normalise_dn
+from ..dn import dn_parses, normalise_dn
 
 if TYPE_CHECKING:
     from ..model import DirectoryGroup
@@ -38,6 +44,42 @@ def member_dn(value: str | bytes) -> str:
     return normalise_dn(text)
 
 
+def is_dn_value(text: str) -> bool:
+    """Whether a memberUid value is a DN rather than an account name: it has an `=` and parses as a DN."""
+    return "=" in text and dn_parses(text.strip())
+
+
+class AccountNames:
+    """Account names -> the entries that carry them, to resolve memberUid values (see the module docstring).
+
+    Every value of the account attribute counts (uid is multi-valued); two entries with one name are both named.
+    """
+
+    def __init__(self, pairs: Iterable[tuple[Iterable[str | bytes], str]] = ()) -> None:
+        self._keys: dict[str, list[str]] = {}  # casefolded account name -> normalised DNs
+        for names, key in pairs:
+            self.add(names, key)
+
+    def add(self, names: Iterable[str | bytes], key: str) -> None:
+        """Records that the entry `key` (a normalised DN) answers to each of `names`."""
+        for name in names:
+            folded = _text(name).strip().casefold()
+            if folded:
+                keys = self._keys.setdefault(folded, [])
+                if key not in keys:
+                    keys.append(key)
+
+    def resolve(self, value: str | bytes) -> tuple[str, ...]:
+        """The normalised DNs a memberUid value names: the DN itself, or the entries with that account name
+        (none for a name nobody has)."""
+        text = _text(value).strip()
+        if not text:
+            return ()
+        if is_dn_value(text):
+            return (member_dn(text),)
+        return tuple(self._keys.get(text.casefold(), ()))
+
+
 class Membership:
     """Direct memberships, and the transitive closure asked of them."""
 
@@ -46,6 +88,7 @@ class Membership:
         self._groups: dict[str, set[str]] = defaultdict(set)  # member -> direct groups
         self._all_members: dict[str, frozenset[str]] = {}  # closures, computed once per group
         self._all_groups: dict[str, frozenset[str]] = {}
+        self._via: dict[tuple[str, str], str] = {}  # (group, member) -> how the group names it, when not by DN
 
     @classmethod
     def from_entries(
@@ -65,12 +108,36 @@ class Membership:
                 graph.add(normalise_dn(_text(value)), this)
         return graph
 
-    def add(self, group: str, member: str) -> None:
-        """Records that `member` is a direct member of `group` (both normalised DNs)."""
-        self._members[group].add(member)
+    def add(self, group: str, member: str, via: str | None = None) -> None:
+        """Records that `member` is a direct member of `group` (both normalised DNs); `via` says how the
+        group names it when that is not a member DN (`memberUid alice`)."""
+        members = self._members[group]
+        if via is not None:
+            if member not in members:  # named by DN too: the DN is how
+                self._via.setdefault((group, member), via)
+        elif self._via:
+            self._via.pop((group, member), None)
+        members.add(member)
         self._groups[member].add(group)
         self._all_members.clear()
         self._all_groups.clear()
+
+    def add_member_uids(self, group: str, attribute: str, values: Iterable[str | bytes],
+                        accounts: AccountNames) -> list[str]:
+        """Records the members a group's memberUid-like `attribute` names; returns the DN values among
+        them (the caller may have to read those: a nested group)."""
+        dns = []
+        for value in values:
+            text = _text(value).strip()
+            for member in accounts.resolve(text):
+                self.add(group, member, f"{attribute} {text}")
+            if is_dn_value(text):
+                dns.append(text)
+        return dns
+
+    def via(self, group: str, member: str) -> str | None:
+        """How `group` names `member` directly when not by DN (`memberUid alice`); None for a member DN."""
+        return self._via.get((group, member))
 
     def direct_members(self, group: str) -> frozenset[str]:
         return frozenset(self._members.get(group, ()))

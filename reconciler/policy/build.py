@@ -37,7 +37,12 @@ from .model import (
 # (users filter, groups filter) per flavour, as the vendors' defaults.
 DEFAULT_FILTERS = {
     "active-directory": ("(&(objectClass=user)(!(objectClass=computer)))", "(objectClass=group)"),
-    "openldap": ("(objectClass=inetOrgPerson)", "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))"),
+    "openldap": ("(objectClass=inetOrgPerson)",
+                 "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=posixGroup))"),
+    # 389 DS 1.4+ creates people as nsPerson (dsidm), older trees as inetOrgPerson
+    "389ds": ("(|(objectClass=inetOrgPerson)(objectClass=nsPerson))",
+              "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=posixGroup))"),
+    "freeipa": ("(objectClass=inetOrgPerson)", "(objectClass=groupOfNames)"),
 }
 DEFAULT_STATE_DIR = ".reconciler"
 DEFAULT_STORE_PATH = ".reconciler/store.db"  # what store.path means when neither it nor state_dir is set
@@ -139,8 +144,9 @@ class PolicyBuilder:
     @staticmethod
     def schema(defaults: Schema, overrides: dict) -> Schema:
         changes: dict[str, Any] = {k: overrides[k] for k in ("anchor", "account_name", "group_name") if k in overrides}
-        if "member" in overrides:
-            changes["member"] = tuple(overrides["member"])
+        for key in ("member", "member_uid"):
+            if key in overrides:
+                changes[key] = tuple(overrides[key])
         if "disabled" in overrides:
             rule = overrides["disabled"]
             changes["disabled"] = DisabledRule(attribute=rule["attribute"], flag=rule.get("flag"), equals=rule.get("equals"))

@@ -24,7 +24,7 @@ from .load import DocPath, Locator, dotted
 from .model import SECRET_REFERENCE, Placement
 from .schema_check import bad_reference, did_you_mean
 
-LIVE_KINDS = ("active-directory", "openldap")
+LIVE_KINDS = ("active-directory", "openldap", "389ds", "freeipa")
 # An attribute description: a name (with ;options) or a numeric OID.
 ATTRIBUTE_NAME = re.compile(r"^(?:[A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[0-9]+)+)(?:;[A-Za-z0-9-]+)*$")
 

@@ -13,8 +13,8 @@ from typing import Literal
 
 from ..errors import Location, SecretError
 
-DirectoryKind = Literal["active-directory", "openldap", "ldif"]
-Flavour = Literal["active-directory", "openldap"]
+DirectoryKind = Literal["active-directory", "openldap", "389ds", "freeipa", "ldif"]
+Flavour = Literal["active-directory", "openldap", "389ds", "freeipa"]
 LifecycleAction = Literal["deactivate", "delete", "keep"]
 PlacementMode = Literal["manual", "root", "ou-teams", "group-teams", "target-group"]
 
@@ -80,7 +80,8 @@ class DisabledRule:
     """How a directory marks a disabled account.
 
     AD: bit 2 (ACCOUNTDISABLE) of userAccountControl. OpenLDAP: the presence of an
-    attribute (pwdAccountLockedTime) or an attribute with a given value (nsAccountLock: TRUE).
+    attribute (pwdAccountLockedTime). 389 Directory Server and FreeIPA: an attribute with a
+    given value (nsAccountLock: TRUE, compared case-insensitively).
     """
 
     attribute: str
@@ -93,11 +94,14 @@ class DisabledRule:
 class Schema:
     """The attribute names a flavour uses; defaults per flavour, overridable."""
 
-    anchor: str  # objectGUID | entryUUID
+    anchor: str  # objectGUID | entryUUID | nsUniqueId | ipaUniqueID
     account_name: str  # sAMAccountName | uid
     group_name: str  # cn
     member: tuple[str, ...]  # member | member, uniqueMember
     disabled: DisabledRule
+    # group attributes that name members by account name (posixGroup's memberUid), matched case-insensitively
+    # to `account_name`; a value that is a DN is taken as a DN (some directories write DNs there)
+    member_uid: tuple[str, ...] = ()
 
 
 FLAVOUR_SCHEMAS: dict[str, Schema] = {
@@ -114,6 +118,26 @@ FLAVOUR_SCHEMAS: dict[str, Schema] = {
         group_name="cn",
         member=("member", "uniqueMember"),
         disabled=DisabledRule(attribute="pwdAccountLockedTime"),
+        member_uid=("memberUid",),
+    ),
+    # 389 Directory Server: nsUniqueId is text (9abfff99-ecac11f1-9437ebcb-234807e9); nsAccountLock is what
+    # `dsidm account lock` sets, and what a role's inactivation computes
+    "389ds": Schema(
+        anchor="nsUniqueId",
+        account_name="uid",
+        group_name="cn",
+        member=("member", "uniqueMember"),
+        disabled=DisabledRule(attribute="nsAccountLock", equals="TRUE"),
+        member_uid=("memberUid",),
+    ),
+    # FreeIPA (389 DS underneath): ipaUniqueID survives renames; groups under cn=groups,cn=accounts list
+    # members (users and nested groups) in member; memberUid lives only in the compat tree
+    "freeipa": Schema(
+        anchor="ipaUniqueID",
+        account_name="uid",
+        group_name="cn",
+        member=("member",),
+        disabled=DisabledRule(attribute="nsAccountLock", equals="TRUE"),
     ),
 }
 

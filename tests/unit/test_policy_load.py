@@ -64,7 +64,7 @@ def test_scopes_use_given_filters_or_flavour_defaults(full):
     assert corp.groups.scope == "one"
     emea = full.directory("emea")
     assert emea.users.filter == "(objectClass=inetOrgPerson)"
-    assert emea.groups.filter == "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))"
+    assert emea.groups.filter == "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=posixGroup))"
     assert emea.groups.search_bases == ()
 
 

@@ -5,9 +5,13 @@ Produces the same `DirectoryRead` as the snapshot source (entries are built by
 
 What the flavours do differently:
 - member_of scope. AD evaluates nesting on the server with the in-chain
-  matching rule, `(memberOf:1.2.840.113556.1.4.1941:=<group DN>)`; OpenLDAP has no
-  such rule, so the groups are walked on the client from member/uniqueMember
-  (cycle-safe), and users outside them are reported as out of scope.
+  matching rule, `(memberOf:1.2.840.113556.1.4.1941:=<group DN>)`; OpenLDAP, 389
+  Directory Server and FreeIPA are not asked to, so the groups are walked on the
+  client from member/uniqueMember/memberUid (cycle-safe), and users outside them
+  are reported as out of scope.
+- posixGroups (OpenLDAP, 389 DS) name members by account name in memberUid: those
+  values are resolved against the users read (`membership.AccountNames`), a DN
+  value taken as a DN.
 - AD refers subtree searches at the domain root to its configuration and DNS
   partitions; those references are skipped, any other reference fails the read.
 
@@ -28,7 +32,7 @@ from ...model import DirectoryEntry, DirectoryGroup, DirectoryRead, OutOfScope
 from ...policy.model import Directory
 from ..entries import EntryBuilder, lower_keys, make_group, template_attributes
 from ..filters import IN_CHAIN  # LDAP_MATCHING_RULE_IN_CHAIN: transitive membership, evaluated by AD
-from ..membership import MEMBER_OF, Membership, member_dn
+from ..membership import MEMBER_OF, AccountNames, Membership, member_dn
 from .connect import connect
 from .read_ahead import read_ahead
 from .paged import RawEntry, Search, client_side_cause, complete_ranges, paged_search, result_cause
@@ -60,6 +64,7 @@ class LiveSource:
         self.directory = directory
         self._connect = connection_factory  # tests hand in a fake connection
         self._member_keys: dict[str | bytes, str] = {}
+        self._accounts = AccountNames()  # the users read, by account name: what memberUid values name
 
     @property
     def is_ad(self) -> bool:
@@ -92,7 +97,7 @@ class LiveSource:
         users, entries_read, out_of_scope = self._read_users(connection)
         groups = self._read_groups(connection)
         users = _with_memberships_from_groups(users, groups)
-        self._member_keys = {}
+        self._member_keys, self._accounts = {}, AccountNames()
         return DirectoryRead(
             directory=directory.name,
             users=users,  # in normalised-DN order
@@ -117,7 +122,7 @@ class LiveSource:
 
     def group_attributes(self) -> tuple[str, ...]:
         schema = self.directory.schema
-        return tuple(sorted({schema.anchor, schema.group_name, *schema.member}, key=str.lower))
+        return tuple(sorted({schema.anchor, schema.group_name, *schema.member, *schema.member_uid}, key=str.lower))
 
     def _searches(self, bases: tuple[str, ...], ldap_filter: str, scope: str, attributes: tuple[str, ...]):
         for base in bases:
@@ -138,6 +143,8 @@ class LiveSource:
         build = EntryBuilder(directory, template_attributes(directory.mapping))  # once, not per entry
         known_member = self._member_keys.get
         member_key = self._member_key
+        accounts = self._accounts = AccountNames()
+        account_key = directory.schema.account_name.lower() if directory.schema.member_uid else None
         read = 0
         for base, search in self._searches(scope.search_bases, ldap_filter, scope.scope, self.user_attributes()):
             for raw in self._entries(connection, search):
@@ -148,6 +155,8 @@ class LiveSource:
                 attributes = lower_keys(raw.attributes)
                 groups = [known_member(v) or member_key(v) for v in attributes.get(MEMBER_OF, ())]
                 entries[key] = build(raw.dn, attributes, base, groups)
+                if account_key is not None:
+                    accounts.add(attributes.get(account_key, ()), key)
         entries = dict(sorted(entries.items()))  # DN order, by the normalised DN already computed
         if not scope.member_of or server_side:
             return list(entries.values()), read, []
@@ -177,13 +186,14 @@ class LiveSource:
         queue = deque(roots)
         seen: set[str] = set()
         member_keys = [name.lower() for name in schema.member]
+        uid_attributes = [(name, name.lower()) for name in schema.member_uid]
         while queue:
             dn = queue.popleft()
             key = normalise_dn(dn)
             if key in seen or key in known_users:
                 continue
             seen.add(key)
-            raw = self._base_entry(connection, dn, tuple(schema.member), required=dn in roots)
+            raw = self._base_entry(connection, dn, (*schema.member, *schema.member_uid), required=dn in roots)
             if raw is None:  # a member that is neither a known user nor readable: not a group in scope
                 continue
             attributes = lower_keys(raw.attributes)
@@ -193,6 +203,11 @@ class LiveSource:
                     graph.add(key, member)
                     if member not in seen and member not in known_users:
                         queue.append(value.decode("utf-8", "replace") if isinstance(value, bytes) else value)
+            for name, lowered in uid_attributes:
+                for text in graph.add_member_uids(key, name, attributes.get(lowered, ()), self._accounts):
+                    member = member_dn(text)  # a DN where an account name would be: perhaps a nested group
+                    if member not in seen and member not in known_users:
+                        queue.append(text)
         return graph
 
     def _base_entry(self, connection, dn: str, attributes: tuple[str, ...], required: bool) -> RawEntry | None:
@@ -235,6 +250,8 @@ class LiveSource:
         scope = directory.groups
         groups: dict[str, DirectoryGroup] = {}
         member_keys = [name.lower() for name in directory.schema.member]
+        uid_keys = [name.lower() for name in directory.schema.member_uid]
+        resolve = self._accounts.resolve
         known_member, member_key = self._member_keys.get, self._member_key  # 500,000 member values at 100k users
         for _base, search in self._searches(scope.search_bases, scope.filter, scope.scope, self.group_attributes()):
             for raw in self._entries(connection, search):
@@ -243,6 +260,8 @@ class LiveSource:
                     continue
                 attributes = lower_keys(raw.attributes)
                 members = {known_member(v) or member_key(v) for name in member_keys for v in attributes.get(name, ())}
+                for name in uid_keys:
+                    members.update(member for v in attributes.get(name, ()) for member in resolve(v))
                 groups[key] = make_group(directory, raw.dn, raw.attributes, members)
         return groups
 

@@ -27,6 +27,7 @@ from ...policy.model import Directory
 from ...progress import current
 from ..entries import make_entry, make_group, template_attributes, value_text
 from ..filters import InvalidFilter, SnapshotSearch
+from ..membership import AccountNames
 from .parser import BINARY_ATTRIBUTES, LdifRecord, Value, read_ldif
 
 _CHUNK_MASK = 1023  # entries parsed are reported to the progress observer 1,024 at a time
@@ -72,7 +73,9 @@ class LdifSource:
         `reconciler explain` finds a person the scope leaves out, and evaluates the filter for them."""
         if not self.directory.path:
             raise DirectoryError(f"directory {self.directory.name}: kind ldif needs 'path' (the snapshot file)")
-        return self._load(self.directory.path)
+        snapshot = self._load(self.directory.path)
+        self._add_member_uids(snapshot)
+        return snapshot
 
     def _load(self, path: str) -> "_Snapshot":
         schema = self.directory.schema
@@ -127,6 +130,7 @@ class LdifSource:
     def _users(self, snapshot: "_Snapshot") -> tuple[list[DirectoryEntry], list[OutOfScope], int]:
         directory = self.directory
         scope = directory.users
+        self._add_member_uids(snapshot)  # before anyone's groups are asked of the graph (here and in _groups)
         membership = snapshot.search.membership
         wanted_groups = [normalise_dn(group) for group in scope.member_of]
         needed = template_attributes(directory.mapping)
@@ -160,6 +164,26 @@ class LdifSource:
                     groups[key] = snapshot.group(self.directory, key, membership.direct_members(key))
         return dict(sorted(groups.items()))
 
+    def _add_member_uids(self, snapshot: "_Snapshot") -> None:
+        """posixGroups' memberUid values into the membership graph, as the live reader resolves them: an
+        account name names the entries with that account name (any case), a DN value is a DN."""
+        schema = self.directory.schema
+        if not schema.member_uid or snapshot.member_uids_added:
+            return
+        snapshot.member_uids_added = True
+        names = [name.lower() for name in schema.member_uid]
+        holders = [(key, attributes) for key, (_dn, attributes, _line) in snapshot.records.items()
+                   if any(name in attributes for name in names)]
+        if not holders:
+            return
+        account = schema.account_name.lower()
+        accounts = AccountNames((attributes[account], key)
+                                for key, (_dn, attributes, _line) in snapshot.records.items() if account in attributes)
+        membership = snapshot.search.membership
+        for key, attributes in holders:
+            for attribute, name in zip(schema.member_uid, names):
+                membership.add_member_uids(key, attribute, attributes.get(name, ()), accounts)
+
 
 class _Snapshot:
     """The loaded snapshot: the searchable DIT and each entry's parsed attributes and line."""
@@ -167,6 +191,7 @@ class _Snapshot:
     def __init__(self, search: SnapshotSearch):
         self.search = search
         self.classless: list[LdifRecord] = []  # entries without objectClass, usually none
+        self.member_uids_added = False  # whether memberUid values are in the membership graph yet
         self.records: dict[str, tuple[str, dict[str, list[Value]], int]] = {}  # normalised DN -> (dn, attributes, line)
 
     def entry(self, directory: Directory, key: str, base: str, groups, needed: frozenset[str]) -> DirectoryEntry:
