@@ -191,7 +191,7 @@ def test_quitting_the_pager_early_is_no_error(company):
 
 def test_apply_pages_the_plan_then_asks_after_the_pager_closed(company):
     env, paged = paging(company)
-    screen = in_terminal(company, "apply", "policy.yaml", rows=10, env=env, answer=("Apply these changes?", "n\n"))
+    screen = in_terminal(company, "apply", "policy.yaml", rows=10, env=env, answer=("Apply these changes? [y/N]: ", "n\n"))
     assert screen.code == 1, screen.terminal
     assert "Users to create" in paged.read_text() and "Apply these changes" not in paged.read_text()
     assert "Users to create" not in screen.terminal

@@ -162,6 +162,7 @@ def test_ctrl_c_is_left_to_the_pager_and_restored_after(tmp_path, terminal):
     import signal
 
     before = signal.getsignal(signal.SIGINT)
-    command = f"sh -c 'kill -INT {os.getpid()}; cat > /dev/null'"  # an interrupt while the pager runs
+    # an interrupt while the pager runs (once it has read everything: page() is waiting for it)
+    command = f"sh -c 'cat > /dev/null; kill -INT {os.getpid()}; sleep 0.2'"
     assert pager.page(TALL, stream=terminal, environ={"PATH": os.environ["PATH"], "PAGER": command})
     assert signal.getsignal(signal.SIGINT) is before
