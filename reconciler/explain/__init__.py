@@ -203,7 +203,8 @@ def _explain_entry(planned, directory: Directory, lookup, entry: Found, mine: En
     else:
         checks.append(filter_check(directory, clause, DEFAULT_FILTERS[directory.flavour][0],
                                    lambda name: list(entry.attributes.get(name.lower(), ()))))
-    checks.append(member_of_check(directory, entry.dn, lambda group: lookup.path_to(entry, group)))
+    checks.append(member_of_check(directory, entry.dn, lambda group: lookup.path_to(entry, group),
+                                  lambda group: lookup.how_to(entry, group)))
     checks.append(disabled_check(policy, directory, entry.attributes))
     email_result, email = email_check(directory, entry.attributes)
     checks.append(email_result)

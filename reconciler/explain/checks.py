@@ -85,25 +85,35 @@ def filter_check(directory: Directory, clause: Clause, default: str | None, valu
     return Check("filter", False, f"{what} fails", facts, clause, excludes=what)
 
 
-def member_of_check(directory: Directory, dn: str, path_to: Callable[[str], list[str] | None]) -> Check:
+def member_of_check(directory: Directory, dn: str, path_to: Callable[[str], list[str] | None],
+                    how_to: Callable[[str], Sequence[str | None]] | None = None) -> Check:
     """`path_to(group)`: the groups from the entry up to `group` (the entry's direct group first,
-    `group` last), [group] for a direct member, None for no member."""
+    `group` last), [group] for a direct member, None for no member. `how_to(group)`: for each group of
+    that path, how it names the one below it: None for a member DN, `memberUid alice` for a posixGroup's
+    account name (then the group's facts have `via`, and the summary says it)."""
     wanted = directory.users.member_of
     if not wanted:
         return Check("member_of", None, "users.member_of is not set: no group is required", {"groups": []})
     groups = []
     for group in wanted:
         path = path_to(group)
-        groups.append({"group": group, "member": path is not None, "direct": path is not None and len(path) == 1,
-                       "path": path or []})
+        facts_of = {"group": group, "member": path is not None, "direct": path is not None and len(path) == 1,
+                    "path": path or []}
+        via = list(how_to(group)) if path and how_to is not None else []
+        if any(via):
+            facts_of["via"] = via
+        groups.append(facts_of)
     facts = {"groups": groups}
     member = [g for g in groups if g["member"]]
     if member:
         first = member[0]
+        via = first.get("via") or [None] * len(first["path"])
         if first["direct"]:
-            return Check("member_of", True, f"member of {first['group']} (directly)", facts)
+            how = f", by {via[0]}" if via[0] else ""
+            return Check("member_of", True, f"member of {first['group']} (directly{how})", facts)
         return Check("member_of", True, f"member of {first['group']} through nested groups: "
-                                        + " → ".join(first["path"]), facts)
+                                        + " → ".join(g + (f" (by {v})" if v else "") for g, v in zip(first["path"], via)),
+                     facts)
     names = " or ".join(wanted)
     return Check("member_of", False, f"not a member of {names}, directly or through nested groups", facts,
                  excludes=f"not a member of {names}")

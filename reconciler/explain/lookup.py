@@ -6,8 +6,12 @@ that need the directory itself: the filter clause by clause, and the path of nes
 - `LiveLookup` (active-directory, openldap): bounded searches of the server's naming contexts
   by name, and base reads by DN (`EntryLookup`); the entry read is put in a one-entry
   `SnapshotSearch` and the filter evaluated on the client by the same evaluator the LDIF source
-  uses; groups are walked upwards from the entry (its memberOf, and the groups whose member
-  attributes name it), cycle-safe and bounded.
+  uses; groups are walked upwards from the entry (its memberOf, the groups whose member
+  attributes name it, and the posixGroups whose memberUid holds its account name, in any
+  case, or its DN), cycle-safe and bounded.
+
+`how_to` says how each group on the path names the one below it: None for a member DN,
+`memberUid alice` for a posixGroup's account name.
 """
 from __future__ import annotations
 
@@ -19,8 +23,8 @@ from typing import Mapping, Sequence
 from ..desired.templates import email_of
 from ..directory.entries import lower_keys, template_attributes, value_text
 from ..directory.filters import IN_CHAIN, Clause, SnapshotSearch, filter_attributes
-from ..directory.membership import MEMBER_OF, Membership
-from ..dn import normalise_dn
+from ..directory.membership import MEMBER_OF, Membership, is_dn_value
+from ..dn import normalise_dn, parse_avas, unescape_value
 from ..policy.model import Directory, Template
 from .query import EMAIL_ATTRIBUTES, PROXY_ADDRESSES, Query, is_container, matches, names_of
 
@@ -81,6 +85,13 @@ def path_up(graph: Membership, member: str, group: str) -> list[str] | None:
     return None
 
 
+def path_via(graph: Membership, member: str, path: list[str]) -> list[str | None]:
+    """For each group of `path` (from path_up), how it names the one below it (`member` for the first):
+    None for a member DN, `memberUid alice` for an account name."""
+    below = [member, *path[:-1]]
+    return [graph.via(group, child) for group, child in zip(path, below)]
+
+
 class SnapshotLookup:
     """Kind ldif: every entry of the snapshot."""
 
@@ -137,6 +148,11 @@ class SnapshotLookup:
     def path_to(self, entry: Found, group: str) -> list[str] | None:
         path = path_up(self.snapshot.search.membership, entry.key, group)
         return [self._spell(key) for key in path] if path is not None else None
+
+    def how_to(self, entry: Found, group: str) -> list[str | None]:
+        """How each group of `path_to`'s path names the one below it (see `path_via`)."""
+        graph = self.snapshot.search.membership
+        return path_via(graph, entry.key, path_up(graph, entry.key, group) or [])
 
     def _spell(self, key: str) -> str:
         record = self.snapshot.records.get(key)
@@ -242,6 +258,10 @@ class LiveLookup:
         path = path_up(graph, entry.key, group)
         return [self._spelled.get(key, key) for key in path] if path is not None else None
 
+    def how_to(self, entry: Found, group: str) -> list[str | None]:
+        graph, _edges = self._walk(entry)
+        return path_via(graph, entry.key, path_up(graph, entry.key, group) or [])
+
     def _walk(self, entry: Found) -> tuple[Membership, list[tuple[str, str]]]:
         """The groups above the entry: its memberOf values, and each group whose member attributes
         name it, then the same for each group reached; each group once (cycles end), at most
@@ -267,8 +287,9 @@ class LiveLookup:
                     group = normalise_dn(raw.dn)
                     parents.setdefault(group, raw.dn)
                     member_of.setdefault(group, lower_keys(raw.attributes).get(MEMBER_OF, ()))
+            via = self._named_by_uid(entry, key, dn, parents, member_of)
             for parent, spelled in sorted(parents.items()):
-                graph.add(parent, key)
+                graph.add(parent, key, via.get(parent))
                 edges.append((parent, key))
                 self._spelled.setdefault(parent, spelled)
                 if parent not in seen:
@@ -276,6 +297,43 @@ class LiveLookup:
                     queue.append((parent, spelled))
         self._graphs[entry.key] = (graph, edges)
         return graph, edges
+
+    def _named_by_uid(self, entry: Found, key: str, dn: str, parents: dict[str, str],
+                      member_of: dict[str, Sequence[str | bytes]]) -> dict[str, str]:
+        """The groups whose memberUid-like attributes name `key` (the entry by its account name, any case,
+        or any group on the way by its DN), added to `parents`; group -> how (`memberUid alice`). The
+        server compares memberUid case-exactly, so groups holding the name are asked with the server's
+        case-ignoring rule as well; each answer is checked here."""
+        from ldap3.utils.conv import escape_filter_chars
+
+        attributes = self.directory.schema.member_uid
+        if not attributes:
+            return {}
+        names = [dn] if key != entry.key else \
+            [dn, *entry.attributes.get(self.directory.schema.account_name.lower(), ())]
+        items = [f"({a}={escape_filter_chars(n)})" for a in attributes for n in names]
+        items += [f"({a}:caseIgnoreIA5Match:={escape_filter_chars(n)})" for a in attributes for n in names[1:]]
+        first = parse_avas(dn)
+        if first:  # the DN spelled otherwise (`uid=bob, ou=People, ...`): its first value, then compared as a DN
+            items += [f"({a}=*{escape_filter_chars(unescape_value(first[0][1]))}*)" for a in attributes]
+        before = set(parents)
+        via: dict[str, str] = {}
+        folded = {n.casefold() for n in names[1:]}
+        for context in self.lookup.naming_contexts():
+            groups, _ = self.lookup.search(context, "(|" + "".join(items) + ")", ("memberOf", *attributes),
+                                           limit=GROUP_WALK_LIMIT)
+            for raw in groups:
+                values = lower_keys(raw.attributes)
+                for attribute in attributes:
+                    for value in values.get(attribute.lower(), ()) or ():
+                        text = (value.decode("utf-8", "replace") if isinstance(value, bytes) else value).strip()
+                        dn_named = is_dn_value(text) and normalise_dn(text) == key
+                        if dn_named or (not is_dn_value(text) and text.casefold() in folded):
+                            group = normalise_dn(raw.dn)
+                            via.setdefault(group, f"{attribute} {text}")
+                            parents.setdefault(group, raw.dn)
+                            member_of.setdefault(group, values.get(MEMBER_OF, ()))
+        return {group: how for group, how in via.items() if group not in before}
 
     def names(self, query: Query) -> list[str]:
         return []  # a live directory is not listed for suggestions: what the plan read is used
