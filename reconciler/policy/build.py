@@ -15,8 +15,11 @@ from .model import (
     FLAVOUR_SCHEMAS,
     SECRET_REFERENCE,
     Bind,
+    Certificate,
     Directory,
     DisabledRule,
+    FederatedToken,
+    Graph,
     GroupScope,
     Identity,
     Lifecycle,
@@ -43,6 +46,8 @@ DEFAULT_FILTERS = {
     "389ds": ("(|(objectClass=inetOrgPerson)(objectClass=nsPerson))",
               "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=posixGroup))"),
     "freeipa": ("(objectClass=inetOrgPerson)", "(objectClass=groupOfNames)"),
+    # kind entra-id: OData $filter expressions; members, not guests, and security groups
+    "entra-id": ("userType eq 'Member'", "securityEnabled eq true"),
 }
 DEFAULT_STATE_DIR = ".reconciler"
 DEFAULT_STORE_PATH = ".reconciler/store.db"  # what store.path means when neither it nor state_dir is set
@@ -101,6 +106,8 @@ class PolicyBuilder:
     def directory(self, name: str, spec: dict, mapping: dict) -> Directory:
         base: DocPath = ("directories", name)
         kind = spec["kind"]
+        if kind == "entra-id":
+            return self.entra_directory(name, spec, mapping)
         flavour = spec.get("flavour", "active-directory") if kind == "ldif" else kind
         users_filter, groups_filter = DEFAULT_FILTERS[flavour]
         users = spec["users"]
@@ -139,6 +146,65 @@ class PolicyBuilder:
             **{field: float(timeouts[key]) for key, field in (("connect", "connect_timeout"), ("operation", "operation_timeout"))
                if key in timeouts},
             location=self.locate.key(base),
+        )
+
+    def entra_directory(self, name: str, spec: dict, mapping: dict) -> Directory:
+        """Kind entra-id: Microsoft Graph's users (and groups when `groups:` is given), or a snapshot of them."""
+        from .graph import CLOUDS
+
+        base: DocPath = ("directories", name)
+        users_filter, groups_filter = DEFAULT_FILTERS["entra-id"]
+        users, groups = spec["users"], spec.get("groups")
+        tls, timeouts = spec.get("tls", {}), spec.get("timeouts", {})
+        cloud = spec.get("cloud", "global")
+        login, graph = CLOUDS[cloud]
+        endpoints = spec.get("endpoints", {})
+
+        def reference_or_text(key: str):
+            value = spec.get(key)
+            if value is None:
+                return None
+            return self.secret(value, base + (key,)) if SECRET_REFERENCE.match(value) else value
+
+        certificate = spec.get("certificate")
+        federated = spec.get("federated_token")
+        token_file = federated.get("file") if federated else None
+        return Directory(
+            name=name,
+            kind="entra-id",
+            flavour="entra-id",
+            schema=FLAVOUR_SCHEMAS["entra-id"],
+            users=UserScope(search_bases=("/users",), filter=users.get("filter", users_filter),
+                            member_of=tuple(users.get("member_of", ())), **given(users, "include_disabled")),
+            groups=GroupScope(search_bases=("/groups",) if groups is not None else (),
+                              filter=(groups or {}).get("filter", groups_filter)),
+            mapping=self.mapping(mapping, spec.get("mapping", {})),
+            tls=Tls(ca_file=self.absolute(tls["ca_file"]) if tls.get("ca_file") else None, **given(tls, "verify")),
+            **given(spec, "empty_result_expected"),
+            **{field: float(timeouts[key]) for key, field in (("connect", "connect_timeout"), ("operation", "operation_timeout"))
+               if key in timeouts},
+            location=self.locate.key(base),
+            graph=Graph(
+                tenant=reference_or_text("tenant"),
+                client_id=reference_or_text("client_id"),
+                client_secret=self.secret(spec["client_secret"], base + ("client_secret",)) if "client_secret" in spec else None,
+                certificate=Certificate(
+                    path=self.absolute(certificate["path"]),
+                    password=self.secret(certificate["password"], base + ("certificate", "password"))
+                    if "password" in certificate else None,
+                ) if certificate else None,
+                federated_token=FederatedToken(
+                    file=(self.secret(token_file, base + ("federated_token", "file")) if SECRET_REFERENCE.match(token_file)
+                          else self.absolute(token_file)) if token_file else None,
+                    **given(federated, "github_actions", "audience"),
+                ) if federated else None,
+                cloud=cloud,
+                login=endpoints.get("login", login).rstrip("/"),
+                graph=endpoints.get("graph", graph).rstrip("/"),
+                snapshot=self.absolute(spec["snapshot"]) if "snapshot" in spec else None,
+                read_groups=groups is not None,
+                **given(spec, "throttle_budget"),
+            ),
         )
 
     @staticmethod

@@ -190,10 +190,15 @@ def _check_file(value: Any, path: DocPath, folder: str, what: str, locate: Locat
     return []
 
 
-def _check_directory(name: str, directory: dict, folder: str, locate: Locator) -> list[Problem]:
+def _check_directory(name: str, directory: dict, policy: dict, folder: str, locate: Locator) -> list[Problem]:
     base: DocPath = ("directories", name)
     problems: list[Problem] = []
     kind = directory.get("kind")
+    if kind == "entra-id":  # OData filters, group IDs or names, Graph's property names: policy/graph.py
+        from .graph import entra_problems
+
+        return (_check_mapping(directory.get("mapping"), base + ("mapping",), locate)
+                + entra_problems(name, directory, policy, folder, locate, _check_file))
     users = _mapping(directory.get("users"))
     groups = _mapping(directory.get("groups"))
     problems += _check_dns(users.get("search_bases"), base + ("users", "search_bases"), locate)
@@ -269,9 +274,22 @@ def _check_placement(policy: dict, locate: Locator) -> list[Problem]:
                 at_key=True,
             )
         )
+    directories = _mapping(policy.get("directories"))
+    if mode == "ou-teams":
+        cloud = [str(n) for n, d in directories.items() if _mapping(d).get("kind") == "entra-id"]
+        if cloud:
+            problems.append(
+                locate.problem(
+                    ("placement", "mode"),
+                    f"mode ou-teams makes teams from the OU path of each DN, and {', '.join(cloud)} (kind entra-id) "
+                    "has no OUs; use root, group-teams, target-group or manual",
+                )
+            )
     if mode == "group-teams":
-        directories = _mapping(policy.get("directories")).values()
-        if not any(_mapping(_mapping(d).get("groups")).get("search_bases") for d in directories):
+        # an entra-id directory reads its groups when `groups:` is given (no search bases in Graph)
+        if not any(_mapping(_mapping(d).get("groups")).get("search_bases")
+                   or (_mapping(d).get("kind") == "entra-id" and isinstance(_mapping(d).get("groups"), dict))
+                   for d in directories.values()):
             problems.append(
                 locate.problem(
                     ("placement", "mode"),
@@ -432,7 +450,7 @@ def semantic_problems(policy: Any, locate: Locator, folder: str) -> list[Problem
     problems: list[Problem] = []
     for name, directory in _mapping(policy.get("directories")).items():
         if isinstance(directory, dict):
-            problems += _check_directory(str(name), directory, folder, locate)
+            problems += _check_directory(str(name), directory, policy, folder, locate)
     problems += _check_mapping(policy.get("mapping"), ("mapping",), locate)
     problems += _check_placement(policy, locate)
     problems += _check_manual(policy, locate)

@@ -13,8 +13,8 @@ from typing import Literal
 
 from ..errors import Location, SecretError
 
-DirectoryKind = Literal["active-directory", "openldap", "389ds", "freeipa", "ldif"]
-Flavour = Literal["active-directory", "openldap", "389ds", "freeipa"]
+DirectoryKind = Literal["active-directory", "openldap", "389ds", "freeipa", "ldif", "entra-id"]
+Flavour = Literal["active-directory", "openldap", "389ds", "freeipa", "entra-id"]
 LifecycleAction = Literal["deactivate", "delete", "keep"]
 PlacementMode = Literal["manual", "root", "ou-teams", "group-teams", "target-group"]
 
@@ -139,6 +139,14 @@ FLAVOUR_SCHEMAS: dict[str, Schema] = {
         member=("member",),
         disabled=DisabledRule(attribute="nsAccountLock", equals="TRUE"),
     ),
+    # Microsoft Graph's names: the object id anchors, the UPN is the sign-in name, accountEnabled false is disabled
+    "entra-id": Schema(
+        anchor="id",
+        account_name="userPrincipalName",
+        group_name="displayName",
+        member=("members",),
+        disabled=DisabledRule(attribute="accountEnabled", equals="false"),
+    ),
 }
 
 
@@ -166,6 +174,46 @@ class AttributeMapping:
 
 
 @dataclass(frozen=True)
+class Certificate:
+    """Kind entra-id: a certificate credential: a PEM file (private key and certificate) or PKCS#12 (.pfx)."""
+
+    path: str  # absolute, resolved against the policy file's folder
+    password: SecretRef | None = None
+
+
+@dataclass(frozen=True)
+class FederatedToken:
+    """Kind entra-id: workload identity federation: a token another identity provider issued is the assertion.
+
+    `file`: a file holding the token (AKS workload identity writes one and names it in
+    AZURE_FEDERATED_TOKEN_FILE), read afresh whenever a token is needed; a path, or a ${NAME}
+    reference to the variable that holds the path. `github_actions`: the job's OIDC token, asked of
+    ACTIONS_ID_TOKEN_REQUEST_URL with `audience` (the job needs `permissions: id-token: write`).
+    """
+
+    file: str | SecretRef | None = None
+    github_actions: bool = False
+    audience: str = "api://AzureADTokenExchange"
+
+
+@dataclass(frozen=True)
+class Graph:
+    """Kind entra-id: where and as whom Microsoft Graph is read, or the offline snapshot read instead."""
+
+    tenant: str | SecretRef | None = None  # a GUID or a domain; or ${AZURE_TENANT_ID}
+    client_id: str | SecretRef | None = None  # the app registration's application (client) ID
+    client_secret: SecretRef | None = None  # one credential of the three
+    certificate: Certificate | None = None
+    federated_token: FederatedToken | None = None
+    cloud: Literal["global", "us-government", "china"] = "global"
+    login: str = "https://login.microsoftonline.com"  # the cloud's, or endpoints.login
+    graph: str = "https://graph.microsoft.com"  # the cloud's, or endpoints.graph (without /v1.0)
+    snapshot: str | None = None  # absolute path of an offline snapshot (JSON as Graph returns it)
+    read_groups: bool = False  # `groups:` is given: the groups are read (placement group-teams)
+    throttle_budget: float = 300.0  # seconds a read may spend waiting out 429/503 in all
+
+
+@dataclass(frozen=True)
 class Directory:
     name: str
     kind: DirectoryKind
@@ -184,6 +232,9 @@ class Directory:
     operation_timeout: float = 120.0
     empty_result_expected: bool = False
     location: Location | None = None
+    # kind entra-id: Microsoft Graph's settings. Its users.search_bases is ("/users",), the collection read, and
+    # users.filter and groups.filter hold OData $filter expressions, not LDAP filters
+    graph: Graph | None = None
 
     @property
     def member_of_on_server(self) -> bool:

@@ -28,7 +28,7 @@ CASES = {
         "6:16: expected a whole number, got a string (directories.corp.page_size)",
     ],
     "bad_enum": [
-        "4:11: 'ldap' is not allowed; did you mean 'openldap'? must be one of active-directory, openldap, 389ds, freeipa, ldif "
+        "4:11: 'ldap' is not allowed; did you mean 'openldap'? must be one of active-directory, openldap, 389ds, freeipa, ldif, entra-id "
         "(directories.corp.kind)",
     ],
     "missing_required": [
