@@ -83,7 +83,7 @@ def test_policy_pull_request_to_apply_after_merge_to_hourly_drift(repo):
     assert applied.ok, applied.log[-3000:]
     assert list(repo.statuses().values()).count("active") == 288
     [outcome] = repo.bot_comments(first, "<!-- reconciler-apply -->")
-    assert "✅ Applied after merge" in outcome and "Applied: 15 teams to create, 288 users to create" in outcome
+    assert "✅ Applied after merge" in outcome and "Applied: 288 users to create, 15 teams to create" in outcome
     # the store is kept where checkout does not clean; the workspace has no store of its own
     assert (repo.state / "store.db").exists() and not (repo.workspace / ".reconciler").exists()
 

@@ -62,7 +62,7 @@ def test_first_apply_then_the_second_plan_is_empty(live_server, company):
                                            "ignored": len(WITHOUT_MAIL), "disabled": len(DISABLED)}
     assert {c["subject"] for c in changes(plan, "create")} == {email(live_server, p.account) for p in IMPORTED}
     applied = company.apply()
-    assert f"{len(IMPORTED)} user create" in applied.out
+    assert f"{len(IMPORTED)} users to create" in applied.out
     assert company.sql("SELECT count(*) FROM users WHERE managed = 1 AND status = 'active'") == [(len(IMPORTED),)]
     alice, bob, judy = (company.user(email(live_server, a)) for a in ("alice", "bob", "judy"))
     assert alice["key"] == key_of(live_server, "alice")  # keyed by the server's own stable anchor
@@ -194,10 +194,12 @@ def test_a_person_without_email_is_ignored_with_the_reason(live_server, company,
 
 
 def preview_rows(out: str) -> list[list[str]]:
-    """The table rows under the `account email verdict reason` header: columns are at least two spaces apart."""
+    """The table rows under the `account name email team verdict reason` header: columns are at least two spaces
+    apart."""
     lines = out.splitlines()
-    header = next(i for i, line in enumerate(lines) if line.split()[:4] == ["account", "email", "verdict", "reason"])
-    return [re.split(r"\s{2,}", line.strip(), maxsplit=3) for line in lines[header + 1:] if line.strip()]
+    header = next(i for i, line in enumerate(lines)
+                  if line.split()[:6] == ["account", "name", "email", "team", "verdict", "reason"])
+    return [re.split(r"\s{2,}", line.strip(), maxsplit=5) for line in lines[header + 1:] if line.strip()]
 
 
 def expected_row(server, account: str) -> tuple[str, str, str]:
@@ -222,7 +224,7 @@ def test_preview_shows_the_count_read_and_the_first_rows_with_verdicts(live_serv
     everyone = preview_rows(company.run("preview", "policy.yaml", "--limit", "100").out)
     assert rows == everyone[:5]  # the first five of the same order
     assert sorted(row[0] for row in everyone) == sorted(p.account for p in PEOPLE)
-    for account, shown_email, verdict, reason in everyone:
+    for account, _name, shown_email, _team, verdict, reason in everyone:
         want_email, want_verdict, reason_start = expected_row(live_server, account)
         assert (shown_email, verdict) == (want_email, want_verdict), account
         assert reason.startswith(reason_start), (account, reason)

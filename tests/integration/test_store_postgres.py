@@ -592,7 +592,7 @@ def test_the_quickstart_applies_to_postgresql_and_then_plans_no_changes(
     applied = run_cli("apply", str(policy), "--auto-approve", env=env, cwd=policy.parent)
     seconds = time.monotonic() - started
     assert applied.returncode == 0, applied.stderr
-    assert "Applied: " in applied.stdout and "user create" in applied.stdout
+    assert "Applied: " in applied.stdout and "users to create" in applied.stdout
     users = engine.rows("SELECT count(*) FROM users WHERE managed = 1")[0][0]
     assert users > 200
     again = run_cli("plan", str(policy), "--detailed-exitcode", env=env, cwd=policy.parent)

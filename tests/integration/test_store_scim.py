@@ -40,7 +40,7 @@ def test_quickstart_applies_over_scim_and_the_next_plan_is_empty(company, scim_s
     started = time.monotonic()
     applied = company.apply()
     seconds = time.monotonic() - started
-    assert "Applied: 15 teams to create, 288 users to create." in applied.out
+    assert "Applied: 288 users to create, 15 teams to create." in applied.out
     users, groups = scim_server.users(), scim_server.groups()
     assert len(users) == 288 and all(":" in u["externalId"] for u in users)
     assert len({u["externalId"] for u in users}) == 288
