@@ -4,7 +4,8 @@ One package per plug-in, all with the same face:
 
 - `ldap/`: `kind: active-directory`, `openldap`, `389ds` and `freeipa`, a live read over LDAP
   (the kind is the flavour: the policy's attribute and filter defaults);
-- `ldif/`: `kind: ldif`, a read of an LDIF snapshot.
+- `ldif/`: `kind: ldif`, a read of an LDIF snapshot;
+- `entra/`: `kind: entra-id`, Microsoft Entra ID through Microsoft Graph (or a snapshot of it).
 
 A plug-in package provides two functions, named like the ones here that dispatch to it:
 
@@ -23,7 +24,7 @@ What the plug-ins share lives here, next to this registry: `entries` (raw values
 group graph, nested and cycle-safe), `filters` (RFC 4515 filters evaluated offline,
 with AD's matching rules).
 
-A new kind (Entra ID is next) is one new package with that face and one line in
+A new kind is one new package with that face and one line in
 `KINDS`.
 """
 from __future__ import annotations
@@ -44,6 +45,7 @@ KINDS: dict[str, str] = {
     "openldap": "ldap",
     "389ds": "ldap",
     "freeipa": "ldap",
+    "entra-id": "entra",
 }
 
 

@@ -1,0 +1,27 @@
+"""`kind: entra-id`: Microsoft Entra ID (Azure AD) read through Microsoft Graph, or an offline snapshot.
+
+The plug-in face (see `reconciler.directory`): `open_source(directory)` -> a `GraphSource`, whose
+`read()` returns the complete `DirectoryRead` or raises `DirectoryError`; `check_directory(directory)`
+-> the steps `reconciler check` prints (endpoints, token, permissions, reads).
+
+Modules, in the order a read meets them:
+- `auth`: the app's credential (client secret, certificate, federated token) and tokens from msal;
+- `graph`: GET with throttling (Retry-After within `throttle_budget`), token renewal and paging
+  (`@odata.nextLink`), complete or `DirectoryError`;
+- `readers`: the questions a read asks, answered by Graph (`LiveGraph`) or a snapshot file
+  (`SnapshotGraph`, JSON as Graph returns it, filters evaluated by `reconciler.odata`);
+- `source`: the read itself (`GraphSource`), users as `DirectoryEntry` values like LDAP entries;
+- `hybrid`: `onPremisesImmutableId` as the AD objectGUID it stands for (`desired.merge` matches by it);
+- `check`: `reconciler check`'s steps; `lookup`: finding one person for `reconciler explain`.
+"""
+from __future__ import annotations
+
+from ...policy.model import Directory
+from .check import check_directory
+from .source import GraphSource
+
+__all__ = ["open_source", "check_directory"]
+
+
+def open_source(directory: Directory) -> GraphSource:
+    return GraphSource(directory)
