@@ -309,16 +309,18 @@ class LiveLookup:
         attributes = self.directory.schema.member_uid
         if not attributes:
             return {}
-        names = [dn] if key != entry.key else \
-            [dn, *entry.attributes.get(self.directory.schema.account_name.lower(), ())]
+        accounts = list(entry.attributes.get(self.directory.schema.account_name.lower(), ())) if key == entry.key else []
+        avas = parse_avas(dn) or []
+        # the DN as the server spells it, and as some tools write it (a space after each comma)
+        spaced = "".join(f"{a}={v}" + ("+" if separator == "+" else ", ") for a, v, separator in avas)[:-2]
+        names = list(dict.fromkeys([dn, *([spaced] if avas else []), *accounts]))
         items = [f"({a}={escape_filter_chars(n)})" for a in attributes for n in names]
-        items += [f"({a}:caseIgnoreIA5Match:={escape_filter_chars(n)})" for a in attributes for n in names[1:]]
-        first = parse_avas(dn)
-        if first:  # the DN spelled otherwise (`uid=bob, ou=People, ...`): its first value, then compared as a DN
-            items += [f"({a}=*{escape_filter_chars(unescape_value(first[0][1]))}*)" for a in attributes]
+        items += [f"({a}:caseIgnoreIA5Match:={escape_filter_chars(n)})" for a in attributes for n in names]
+        if avas:  # the DN spelled otherwise still: its first value, then compared as a DN
+            items += [f"({a}=*{escape_filter_chars(unescape_value(avas[0][1]))}*)" for a in attributes]
         before = set(parents)
         via: dict[str, str] = {}
-        folded = {n.casefold() for n in names[1:]}
+        folded = {n.casefold() for n in accounts}
         for context in self.lookup.naming_contexts():
             groups, _ = self.lookup.search(context, "(|" + "".join(items) + ")", ("memberOf", *attributes),
                                            limit=GROUP_WALK_LIMIT)

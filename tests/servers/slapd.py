@@ -6,6 +6,8 @@ from the service account (the "unreadable base" check); and a second service
 account with a size limit below the population, so a paged read is cut short
 (slapd answers the page that crosses the limit with sizeLimitExceeded).
 Several instances can run at once (each has its own suffix, ports and files).
+The nis schema is loaded (posixGroup and its memberUid); `schemas` includes more
+files, such as FreeIPA's attributes (freeipa.schema) for the freeipa flavour's tests.
 """
 from __future__ import annotations
 
@@ -31,9 +33,11 @@ MODULES = ("back_mdb", "memberof", "ppolicy")
 class Slapd(DirectoryServer):
     kind = "openldap"
 
-    def __init__(self, workdir: Path, tls: TlsFiles, suffix: str = "dc=example,dc=org", mail_domain: str = "example.org"):
+    def __init__(self, workdir: Path, tls: TlsFiles, suffix: str = "dc=example,dc=org", mail_domain: str = "example.org",
+                 schemas: tuple[str, ...] = ()):
         super().__init__()
         self.workdir = workdir
+        self.schemas = schemas  # more schema files, after the standard ones (core, cosine, nis, inetorgperson)
         self.tls = tls
         self.suffix = suffix
         self.mail_domain = mail_domain
@@ -81,13 +85,14 @@ class Slapd(DirectoryServer):
 
     def config(self) -> str:
         modules = "".join(f"moduleload {m}\n" for m in MODULES if _module_available(m))
+        extra = "".join(f"include {path}\n" for path in self.schemas)
         c = self.connection
         return f"""\
 include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/nis.schema
 include /etc/ldap/schema/inetorgperson.schema
-modulepath /usr/lib/ldap
+{extra}modulepath /usr/lib/ldap
 {modules}
 pidfile {self.workdir}/slapd.pid
 argsfile {self.workdir}/slapd.args

@@ -207,7 +207,7 @@ class LiveSource:
                 for text in graph.add_member_uids(key, name, attributes.get(lowered, ()), self._accounts):
                     member = member_dn(text)  # a DN where an account name would be: perhaps a nested group
                     if member not in seen and member not in known_users:
-                        queue.append(text)
+                        queue.append(member)  # normalised: a server refuses `cn=b, ou=Groups` (spaces) as a base
         return graph
 
     def _base_entry(self, connection, dn: str, attributes: tuple[str, ...], required: bool) -> RawEntry | None:
