@@ -4,20 +4,31 @@ The same email twice in one directory is a conflict, and neither entry is
 imported. Across directories the entries are one person, ordered by
 `identity.precedence` (the first one's attributes win), unless
 `identity.merge_by_email` is false, which makes that a conflict too.
+
+Hybrid identities are matched first (`hybrid.hybrid_matches`): when the policy
+reads Active Directory and Entra ID, an Entra ID user whose `onPremisesImmutableId`
+is the base64 of an AD entry's objectGUID is that entry's person, whatever its
+cloud email: it is grouped under the AD entry's email, so the two merge as entries
+with one email do (and do so even when `identity.merge_by_email` is false: the
+anchor, not the email, joined them). Where anchor and email disagree, the cloud
+record is left out with a conflict and the AD entries go on as they would alone.
 """
 from __future__ import annotations
 
 from collections import defaultdict
 
 from ..policy.model import Policy
+from .hybrid import hybrid_matches
 from .scope import Candidate, Verdicts
 
 
 def one_person_per_email(policy: Policy, candidates: list[Candidate], verdicts: Verdicts) -> list[list[Candidate]]:
-    """The people, by email: each a list of candidates, the winner first."""
+    """The people, by email: each a list of candidates, the winner first. A cloud record joined to an AD entry
+    by anchor counts under that entry's email."""
+    candidates, joined = hybrid_matches(candidates, verdicts)
     by_email: dict[str, list[Candidate]] = defaultdict(list)
     for c in candidates:
-        by_email[c.email].append(c)
+        by_email[joined[id(c)].email if id(c) in joined else c.email].append(c)
     rank = {name: i for i, name in enumerate(policy.precedence)}
     people: list[list[Candidate]] = []
     for email in sorted(by_email):
@@ -37,7 +48,7 @@ def one_person_per_email(policy: Policy, candidates: list[Candidate], verdicts: 
         if not usable:
             continue
         usable.sort(key=lambda c: rank[c.directory.name])
-        if len(usable) > 1 and not policy.identity.merge_by_email:
+        if len(usable) > 1 and not policy.identity.merge_by_email and sum(id(c) not in joined for c in usable) > 1:
             for c in usable:
                 others = ", ".join(o.directory.name for o in usable if o is not c)
                 verdicts.add(c.entry, email, "ignored",
