@@ -194,7 +194,9 @@ def _explain_entry(planned, directory: Directory, lookup, entry: Found, mine: En
     from ..policy.build import DEFAULT_FILTERS
 
     policy = planned.policy
-    checks: list[Check] = [search_base_check(directory, entry.dn)]
+    # kind entra-id has no search bases (its lookup says so, and that its filter is evaluated whole)
+    checks: list[Check] = [lookup.search_base(entry) if directory.kind == "entra-id"
+                           else search_base_check(directory, entry.dn)]
     try:
         clause = lookup.clause(entry)
     except InvalidFilter as error:  # a live server took it; the evaluator here does not know everything it does

@@ -371,4 +371,8 @@ def _reverse(template: Template, text: str) -> tuple[str, str] | None:
 
 
 def open_lookup(directory: Directory):
+    if directory.kind == "entra-id":  # Microsoft Graph, or its snapshot: explain/graph.py
+        from .graph import GraphLookup
+
+        return GraphLookup(directory)
     return SnapshotLookup(directory) if directory.kind == "ldif" else LiveLookup(directory)
