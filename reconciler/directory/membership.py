@@ -56,18 +56,25 @@ class AccountNames:
     """
 
     def __init__(self, pairs: Iterable[tuple[Iterable[str | bytes], str]] = ()) -> None:
+        """`pairs`: (the entry's account names, its normalised DN), iterated only when a value is first
+        resolved, so a read that meets no posixGroup never builds the index (a generator costs nothing)."""
         self._keys: dict[str, list[str]] = {}  # casefolded account name -> normalised DNs
-        for names, key in pairs:
-            self.add(names, key)
+        self._pending: list[Iterable[tuple[Iterable[str | bytes], str]]] = [pairs]
 
     def add(self, names: Iterable[str | bytes], key: str) -> None:
         """Records that the entry `key` (a normalised DN) answers to each of `names`."""
-        for name in names:
-            folded = _text(name).strip().casefold()
-            if folded:
-                keys = self._keys.setdefault(folded, [])
-                if key not in keys:
-                    keys.append(key)
+        self._pending.append(((names, key),))
+
+    def _index(self) -> None:
+        pending, self._pending = self._pending, []
+        for pairs in pending:
+            for names, key in pairs:
+                for name in names:
+                    folded = _text(name).strip().casefold()
+                    if folded:
+                        keys = self._keys.setdefault(folded, [])
+                        if key not in keys:
+                            keys.append(key)
 
     def resolve(self, value: str | bytes) -> tuple[str, ...]:
         """The normalised DNs a memberUid value names: the DN itself, or the entries with that account name
@@ -77,6 +84,8 @@ class AccountNames:
             return ()
         if is_dn_value(text):
             return (member_dn(text),)
+        if self._pending:
+            self._index()
         return tuple(self._keys.get(text.casefold(), ()))
 
 

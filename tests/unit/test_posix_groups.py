@@ -41,7 +41,8 @@ def group_dn(cn: str) -> str:
 
 # Users: ann, bob, cat, dan (uid "Dan" as written), and eve outside the users filter.
 # posixGroups: devs (ann and bob, in other cases), ops (cat, by a DN with spaces after the commas),
-# empty (no memberUid), ghosts (a uid nobody has), cycle-a and cycle-b (each naming the other by DN);
+# empty (no memberUid), ghosts (a uid nobody has), aliases (bob by his second uid, robert),
+# cycle-a and cycle-b (each naming the other by DN);
 # all (a groupOfNames holding devs by DN).
 ENTRIES: dict[str, dict[str, list[str]]] = {
     ANN: {"objectClass": ["inetOrgPerson"], "uid": ["ann"], "mail": ["ann@example.org"], "cn": ["Ann"]},
@@ -53,6 +54,7 @@ ENTRIES: dict[str, dict[str, list[str]]] = {
     group_dn("ops"): {"objectClass": ["posixGroup"], "cn": ["ops"], "gidNumber": ["5002"],
                       "memberUid": [f"uid=cat, ou=People, {SUFFIX.replace(',', ', ')}"]},
     group_dn("empty"): {"objectClass": ["posixGroup"], "cn": ["empty"], "gidNumber": ["5003"]},
+    group_dn("aliases"): {"objectClass": ["posixGroup"], "cn": ["aliases"], "gidNumber": ["5007"], "memberUid": ["ROBERT"]},
     group_dn("ghosts"): {"objectClass": ["posixGroup"], "cn": ["ghosts"], "gidNumber": ["5004"], "memberUid": ["nobody"]},
     group_dn("cycle-a"): {"objectClass": ["posixGroup"], "cn": ["cycle-a"], "gidNumber": ["5005"],
                           "memberUid": ["dan", f"cn=cycle-b, ou=Groups, {SUFFIX}"]},
@@ -212,17 +214,18 @@ def test_the_snapshot_and_the_live_read_give_the_same_groups_and_memberships(sna
     assert groups[normalise_dn(group_dn("ops"))].members == {normalise_dn(CAT)}
     assert groups[normalise_dn(group_dn("empty"))].members == frozenset()
     assert groups[normalise_dn(group_dn("ghosts"))].members == frozenset()
+    assert groups[normalise_dn(group_dn("aliases"))].members == {normalise_dn(BOB)}  # every uid value counts
 
 
 def test_group_teams_from_posix_groups_and_none_for_an_empty_group(snapshot):
     read = snapshot_read(snapshot)
     state = build_desired_state(policy(directory(snapshot), placement=Placement(mode="group-teams", root="Org")), [read])
     names = {team.name for team in state.teams.values()}
-    assert names == {"Org", "devs", "ops", "cycle-a", "cycle-b", "all"}  # no empty, no ghosts
+    assert names == {"Org", "devs", "ops", "cycle-a", "cycle-b", "all", "aliases"}  # no empty, no ghosts
     memberships = {u.email: sorted(state.teams[k].name for k in u.memberships) for u in state.users.values()}
     assert memberships == {
         "ann@example.org": ["all", "cycle-a", "cycle-b", "devs"],
-        "bob@example.org": ["all", "devs"],
+        "bob@example.org": ["aliases", "all", "devs"],
         "cat@example.org": ["ops"],
         "dan@example.org": ["cycle-a", "cycle-b"],
     }

@@ -22,7 +22,8 @@ plan stage knows (`plan.make.guard_empty_reads`), not this one.
 from __future__ import annotations
 
 from collections import deque
-from typing import Iterator
+from itertools import chain
+from typing import Iterator, Sequence
 
 from ldap3.utils.conv import escape_filter_chars
 
@@ -143,8 +144,8 @@ class LiveSource:
         build = EntryBuilder(directory, template_attributes(directory.mapping))  # once, not per entry
         known_member = self._member_keys.get
         member_key = self._member_key
-        accounts = self._accounts = AccountNames()
         account_key = directory.schema.account_name.lower() if directory.schema.member_uid else None
+        more_names: list[tuple[Sequence[str | bytes], str]] = []  # entries with several account names (uid)
         read = 0
         for base, search in self._searches(scope.search_bases, ldap_filter, scope.scope, self.user_attributes()):
             for raw in self._entries(connection, search):
@@ -155,9 +156,12 @@ class LiveSource:
                 attributes = lower_keys(raw.attributes)
                 groups = [known_member(v) or member_key(v) for v in attributes.get(MEMBER_OF, ())]
                 entries[key] = build(raw.dn, attributes, base, groups)
-                if account_key is not None:
-                    accounts.add(attributes.get(account_key, ()), key)
+                if account_key is not None and len(attributes.get(account_key, ())) > 1:
+                    more_names.append((attributes[account_key], key))
         entries = dict(sorted(entries.items()))  # DN order, by the normalised DN already computed
+        # what memberUid values name: indexed only if a posixGroup asks (a generator until then)
+        self._accounts = AccountNames(chain((((e.account_name,), k) for k, e in entries.items() if e.account_name),
+                                            more_names))
         if not scope.member_of or server_side:
             return list(entries.values()), read, []
         return self._client_side_member_of(connection, entries, read)
