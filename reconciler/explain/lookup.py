@@ -3,7 +3,7 @@ that need the directory itself: the filter clause by clause, and the path of nes
 
 - `SnapshotLookup` (kind ldif): the whole snapshot is at hand; the filter is evaluated by the
   snapshot's own `SnapshotSearch`, the groups walked in its membership graph.
-- `LiveLookup` (active-directory, openldap): bounded searches of the server's naming contexts
+- `LiveLookup` (active-directory, openldap, 389ds, freeipa): bounded searches of the server's naming contexts
   by name, and base reads by DN (`EntryLookup`); the entry read is put in a one-entry
   `SnapshotSearch` and the filter evaluated on the client by the same evaluator the LDIF source
   uses; groups are walked upwards from the entry (its memberOf, the groups whose member
@@ -183,7 +183,7 @@ def _text(name: str, values) -> tuple[str, ...]:
 
 
 class LiveLookup:
-    """Kinds active-directory and openldap: bounded reads from the server (`EntryLookup`)."""
+    """Kinds active-directory, openldap, 389ds and freeipa: bounded reads from the server (`EntryLookup`)."""
 
     def __init__(self, directory: Directory):
         from ..directory.ldap.source import LiveSource

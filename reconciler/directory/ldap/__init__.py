@@ -1,4 +1,4 @@
-"""`kind: active-directory` and `kind: openldap`: a live directory read over LDAP.
+"""`kind: active-directory`, `openldap`, `389ds` and `freeipa`: a live directory read over LDAP.
 
 The plug-in face (see `reconciler.directory`): `open_source(directory)` -> a
 `LiveSource`, whose `read()` returns the complete `DirectoryRead` or raises

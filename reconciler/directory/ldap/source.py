@@ -1,4 +1,4 @@
-"""`kind: active-directory` and `kind: openldap`: a live directory read over LDAP.
+"""`kind: active-directory`, `openldap`, `389ds` and `freeipa`: a live directory read over LDAP.
 
 Produces the same `DirectoryRead` as the snapshot source (entries are built by
 `entries.make_entry`), so nothing after the directory stage knows the difference.
