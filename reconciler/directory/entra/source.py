@@ -25,7 +25,8 @@ from ...errors import DirectoryError
 from ...model import DirectoryEntry, DirectoryGroup, DirectoryRead, OutOfScope
 from ...policy.graph import EXTENSION_ATTRIBUTES, EXTENSION_CONTAINER, graph_name
 from ...policy.model import Directory
-from ..entries import EntryBuilder, template_attributes
+from ...progress import current
+from ..entries import EntryBuilder, LoweredAttributes, template_attributes
 from .readers import GROUP_TYPE, USER_TYPE, LiveGraph, SnapshotGraph
 
 IMMUTABLE_ID = "onPremisesImmutableId"
@@ -63,20 +64,29 @@ def text_value(value: Any) -> list[str]:
 
 def attributes_of(user: dict) -> dict[str, list[str]]:
     """A Graph object's properties as an entry's attributes (names lower-cased, values as text); the
-    on-premises extension attributes are flattened to extensionattribute1..15."""
-    attributes: dict[str, list[str]] = {}
+    on-premises extension attributes are flattened to extensionattribute1..15. Returned as entries'
+    `LoweredAttributes`, so the builder does not lower the names again."""
+    attributes: dict[str, list[str]] = LoweredAttributes()
     for key, value in user.items():
-        if key.startswith("@"):
+        if value is None or key[:1] == "@":
             continue
-        if key == EXTENSION_CONTAINER or key.lower() == EXTENSION_CONTAINER.lower():
-            for name, inner in (value or {}).items():
-                if text_value(inner):
-                    attributes[name.lower()] = text_value(inner)
-            continue
-        values = text_value(value)
-        if values:
+        kind = type(value)
+        if kind is str:  # nearly every property: no conversion
+            attributes[key.lower()] = [value]
+        elif kind is dict:
+            if key.lower() == EXTENSION_CONTAINER.lower():
+                for name, inner in value.items():
+                    if text_value(inner):
+                        attributes[name.lower()] = text_value(inner)
+        elif values := text_value(value):
             attributes[key.lower()] = values
     return attributes
+
+
+def key_of(dn: str) -> str:
+    """normalise_dn's answer for what stands for a user's DN: a userPrincipalName (or users/{id}) holds no
+    '=', so the LDAP parser would give up on it and lower it; this lowers it without asking the parser."""
+    return dn.strip().lower() if "=" not in dn else normalise_dn(dn)
 
 
 def user_dn(user: dict) -> str:
@@ -118,7 +128,9 @@ class GraphSource:
         reason = f"not a member of {' or '.join(scope.member_of)} (directly or through nested groups)"
         read = 0
         dn_of: dict[str, str] = {}  # user id -> its normalised DN, for the groups' member lists
+        report = current().read  # users read, a page at a time, to the progress observer
         for page in reader.users(user_select(directory), scope.filter):
+            report(directory.name, len(page))
             for user in page:
                 read += 1
                 object_id = str(user.get("id") or "")
@@ -126,7 +138,7 @@ class GraphSource:
                     raise DirectoryError(f"directory {directory.name}: {reader.source} returned a user without id; "
                                          f"the read cannot anchor it, so nothing is planned")
                 dn = user_dn(user)
-                key = normalise_dn(dn)
+                key = key_of(dn)
                 if key in users:
                     raise DirectoryError(f"directory {directory.name}: {reader.source} returned the user {object_id} "
                                          f"twice; the pages overlap, so the read is not trusted")
@@ -140,7 +152,7 @@ class GraphSource:
             directory=directory.name,
             users=[users[key] for key in sorted(users)],
             groups=self._group_entries(groups, dn_of),
-            out_of_scope=sorted(dropped, key=lambda o: normalise_dn(o.dn)),
+            out_of_scope=sorted(dropped, key=lambda o: key_of(o.dn)),
             entries_read=read,
         )
 
@@ -171,7 +183,7 @@ class GraphSource:
         for group, members in groups:
             object_id = str(group["id"])
             dn = group_dn(object_id)
-            names = frozenset(normalise_dn(group_dn(m)) if is_group else dn_of.get(m, normalise_dn(f"users/{m}"))
+            names = frozenset(normalise_dn(group_dn(m)) if is_group else dn_of.get(m, key_of(f"users/{m}"))
                               for is_group, m in members)
             found[normalise_dn(dn)] = DirectoryGroup(self.directory.name, dn, object_id,
                                                      str(group.get("displayName") or object_id), names)
