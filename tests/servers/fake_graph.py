@@ -359,11 +359,14 @@ class FakeEntra:
         if not select:
             out = dict(obj)
         else:
-            wanted = {name.strip().lower() for name in select.split(",")}
+            names = [name.strip() for name in select.split(",") if name.strip()]
+            wanted = {name.lower() for name in names}
             out = {k: v for k, v in obj.items() if k.lower() in wanted or k == "@odata.type"}
-            for name in select.split(","):  # a property not set is returned as null
-                if name.strip() and not any(k.lower() == name.strip().lower() for k in out):
-                    out[name.strip()] = None
+            if len(out) < len(names) + ("@odata.type" in out):
+                present = {k.lower() for k in out}
+                for name in names:  # a property not set is returned as null
+                    if name.lower() not in present:
+                        out[name] = None
         if odata_type and "@odata.type" not in out and not select:
             out["@odata.type"] = odata_type
         return out
@@ -399,10 +402,12 @@ class FakeEntra:
                 matches = compiled.matches
             self._cache[cache_key] = [o for o in objects if matches is None or matches(o)]
         selected = self._cache[cache_key]
+        projected = (cache_key, "projected")  # each object projected once per query, not once per page asked
+        if projected not in self._cache:
+            self._cache[projected] = [self.project(o, query.get("$select"), odata_type) for o in selected]
         size = min(int(top) if top else 100, self.page_size)
-        chunk = selected[offset:offset + size]
-        body: dict[str, Any] = {"@odata.context": f"{self.url}/v1.0/$metadata#{key.split('/')[0]}",
-                                "value": [self.project(o, query.get("$select"), odata_type) for o in chunk]}
+        chunk = self._cache[projected][offset:offset + size]
+        body: dict[str, Any] = {"@odata.context": f"{self.url}/v1.0/$metadata#{key.split('/')[0]}", "value": chunk}
         if query.get("$count") == "true" and token is None:
             body["@odata.count"] = len(selected)
         if offset + size < len(selected):
