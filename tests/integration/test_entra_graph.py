@@ -29,6 +29,9 @@ from reconciler.policy import load_policy
 from tests.servers.fake_graph import App, FakeEntra, Fault, make_tenant
 from tests.servers.tls import make_tls
 
+# started by a fixture like the real servers of this folder, though a fake: fast, and needs nothing installed
+pytestmark = pytest.mark.integration
+
 APP = "11111111-2222-3333-4444-555555555555"
 SECRET = "Qx8~not-a-real-secret.value-123"
 PEOPLE = 1200

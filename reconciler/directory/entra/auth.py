@@ -42,7 +42,6 @@ AADSTS: dict[str, str] = {
     "700213": "no federated credential of the app matches the token's subject; add one for this workload",
     "700212": "the federated token has no audience the app's federated credential expects; check audience",
     "7000112": "the application is disabled in this tenant; enable it (Enterprise applications → Properties)",
-    "50126": "the credentials were rejected",
     "7000218": "the request has no client secret or assertion; give one credential",
 }
 
