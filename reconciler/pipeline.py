@@ -28,6 +28,12 @@ def require_secrets(policy: Policy) -> None:
     for directory in policy.directories:
         if directory.bind is not None and isinstance(directory.bind.password, SecretRef):
             directory.bind.password.resolve()
+        graph = getattr(directory, "graph", None)  # kind entra-id, read from a tenant (not a snapshot)
+        if graph is not None and graph.snapshot is None:
+            certificate_password = graph.certificate.password if graph.certificate is not None else None
+            for value in (graph.tenant, graph.client_id, graph.client_secret, certificate_password):
+                if isinstance(value, SecretRef):
+                    value.resolve()
     for value in (policy.store.url, policy.store.token, policy.store.state_dir):
         if isinstance(value, SecretRef):
             value.resolve()

@@ -48,8 +48,9 @@ def desired_users(people: list[list[Candidate]], placement: Placement, verdicts:
                     reason = reasons[(c.directory.name, c.email_rule)] = \
                         f"in scope of {c.directory.name}; email from {c.email_rule}"
             else:
-                reason = (f"in scope of {c.directory.name}; email from {c.email_rule}; merged by email with "
-                          f"{winner.directory.name}, whose attributes win")
+                joined = "by onPremisesImmutableId" in c.email_rule  # desired/hybrid.py says so in the rule
+                reason = (f"in scope of {c.directory.name}; email from {c.email_rule}; merged "
+                          f"{'by anchor' if joined else 'by email'} with {winner.directory.name}, whose attributes win")
             if c.entry.disabled:
                 reason += f"; disabled in {c.directory.name}, {_disabled_outcome(person, when_disabled)}"
             verdicts.add(c.entry, c.email, "imported", reason, key)
