@@ -206,7 +206,8 @@ def run_on_terminal(company, answer: str) -> tuple[int, str]:
     from tests.e2e.conftest import reconciler_executable
 
     leader, follower = pty.openpty()
-    process = subprocess.Popen([reconciler_executable(), "apply", "policy.yaml"], cwd=company.folder,
+    # the plan is not paged here (test_terminal.py shows apply pages, then asks): the prompt is what is tested
+    process = subprocess.Popen([reconciler_executable(), "apply", "policy.yaml", "--no-pager"], cwd=company.folder,
                                stdin=follower, stdout=follower, stderr=follower, close_fds=True)
     os.close(follower)
     output = b""
