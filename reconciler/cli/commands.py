@@ -182,30 +182,22 @@ def apply(
 @app.command()
 def history(
     policy: Path = PolicyArg,
-    format: Format = typer.Option(Format.text, "--format", help="text (a table) or json."),
+    format: Format = typer.Option(Format.text, "--format", help="text (a table), markdown (a GFM table for a pull request or step summary) or json (every field)."),
     limit: int = typer.Option(20, "--limit", min=1, help="How many applies, newest first."),
 ) -> None:
-    """The applies recorded in the store: when, by whom/which commit, what changed."""
+    """The applies recorded in the store: id, when, who, commit and run, plan digest, applied / refused / failed and why, what changed or was planned."""
+    from ..render.history import render_history
     from ..store import open_store
 
     loaded = load(policy)
     store = open_store(loaded.store)
     try:
-        records = store.history()[:limit]
+        records = store.history()
     finally:
         store.close()
-    if format == Format.json:
-        typer.echo(json.dumps([r.to_json() for r in records], indent=2, sort_keys=True))
-        return
-    from rich.table import Table
-
-    table = Table(box=None, header_style="bold")
-    for column in ("when", "who", "commit", "outcome", "changes", "forced because"):
-        table.add_column(column)
-    for r in records:
-        counts = ", ".join(f"{n} {k}" for k, n in sorted(r.counts.items())) or "none"
-        table.add_row(r.finished_at or r.started_at, r.actor, (r.commit or "")[:12], r.outcome, counts, r.force_reason or "")
-    console().print(table if records else "No applies recorded yet.")
+    # the applies with no changes since the newest line (a store's History; None from one that keeps no count)
+    unchanged = getattr(records, "unchanged", None)
+    typer.echo(render_history(records[:limit], unchanged, format.value, color=_stdout_is_terminal()), nl=False)
 
 
 @app.command()
