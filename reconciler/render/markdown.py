@@ -68,9 +68,11 @@ def split_parts(text: str) -> list[str]:
 
 class MarkdownRenderer:
     def __init__(self, limit: int = DEFAULT_LIMIT, artifact_hint: str = "the plan artifact of this run",
-                 full: bool = False, large: int = LARGE_PLAN, risky_rows: int = RISKY_ROWS):
+                 full: bool = False, large: int = LARGE_PLAN, risky_rows: int | None = None):
         """`limit`: the most characters in one comment part. `artifact_hint`: Markdown naming where the
-        JSON plan is, e.g. "the `reconciler-plan-42` artifact of this run" (one line, no HTML comment)."""
+        JSON plan is, e.g. "the `reconciler-plan-42` artifact of this run" (one line, no HTML comment).
+        `risky_rows`: None (the default) lists every change that takes access away even in a summarised
+        plan: the comment is where they are approved, so they are split over comments, never cut."""
         if "\n" in artifact_hint or "\r" in artifact_hint or "<!--" in artifact_hint or "-->" in artifact_hint:
             raise ValueError("artifact_hint must be one line of Markdown without HTML comments")
         self.limit = limit
@@ -112,9 +114,10 @@ class MarkdownRenderer:
         else:
             lines += [f"**{len(plan.changes):,} changes:** {escape(summary_words(plan.summary))}", ""]
             if self.summarised(plan):
-                lines += [f"This plan is large: below are the changes that take access away in full (up to "
-                          f"{self.risky_rows:,}), and the rest as counts per kind of change and per team. "
-                          f"Every change is in the JSON plan ({self.artifact_hint}).", ""]
+                risky = "in full" if self.risky_rows is None else f"in full (up to {self.risky_rows:,})"
+                lines += [f"This plan is large: below are the changes that take access away {risky}, and the rest "
+                          f"as counts per kind of change and per team. Every change is in the JSON plan "
+                          f"({self.artifact_hint}).", ""]
         lines += self.review(plan) + self.safety(plan)
         lines += ["| change | count |", "|---|---:|"]
         kinds = [(BY_KIND_ACTION[tuple(k.split(".", 1))], n) for k, n in plan.summary.items()]  # type: ignore[index]
@@ -182,7 +185,7 @@ class MarkdownRenderer:
     def risky(self, section: ViewSection, summarised: bool) -> list[Section]:
         """One table per reason, a row per person with what the store knew of them; never shortened or
         folded. A summarised plan lists the first `risky_rows` people of the section."""
-        kind, out, budget = section.kind, [], self.risky_rows if summarised else None
+        kind, out, budget = section.kind, [], self.risky_rows if summarised and self.risky_rows is not None else None
         team = kind.kind == "team"
         columns = ["team"] if team else ["name", "email", "team", "title"]
         with_detail = any(w.detail for g in section.groups for w in g.people)
@@ -200,7 +203,7 @@ class MarkdownRenderer:
             why = f"**Why:** {escape(group.reason)}{_cause(group.cause)}\n\n"
             out.append(Section(title, why + head_table, rows, self.note("change", group.size), None, foldable=False))
             # (never shortened, so its note is never shown)
-        if budget is not None and budget <= 0 and section.count > self.risky_rows:
+        if budget is not None and budget <= 0 and self.risky_rows is not None and section.count > self.risky_rows:
             left = section.count - self.risky_rows
             out[-1].rows.append(f"| … {left:,} more: every one is in the JSON plan ({escape(self.artifact_hint)}) |"
                                 + " |" * (len(columns) - 1) + "\n")

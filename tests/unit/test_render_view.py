@@ -100,3 +100,15 @@ def test_a_large_plan_counts_per_team():
     assert "30 changes: a summary (every change: --full, or --format json)" in text
     assert "  + 20 × Org / Sales  # new in corp" in text and "H1 <h1@x>" not in text
     assert "H1 <h1@x>" in TextRenderer(large=10, full=True).render(plan(hires))
+
+
+def test_a_large_comment_still_lists_every_change_that_takes_access_away():
+    """The terminal summary lists the first 1,000 leavers (--full: all); the pull-request comment, where
+    they are approved, lists every one of them and splits over comments when it must."""
+    leavers = [Change("deactivate", "user", f"corp:l{i:04}", "left scope", {"status": "active"},
+                      {"status": "deactivated"}, subject=f"leaver{i:04}@x") for i in range(1500)]
+    markdown = MarkdownRenderer().render(plan(leavers))
+    assert all(f"`leaver{i:04}@x`" in markdown for i in range(1500))
+    text = TextRenderer().render(plan(leavers))
+    assert "leaver0999@x" in text and "leaver1000@x" not in text
+    assert "  … 500 more (all of them: --full, or --format json)" in text
