@@ -28,6 +28,15 @@ def renderer(name: str, *, color: bool = False, artifact_hint: str | None = None
 
 
 
+def counts_of(changes) -> dict[str, int]:
+    """Changes per "kind.action", what summary_words says (for a subset of a plan's changes)."""
+    counts: dict[str, int] = {}
+    for c in changes:
+        name = f"{c.kind}.{c.action}"
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
 def summary_words(counts: dict[str, int]) -> str:
     """"15 teams to create, 288 users to create": counts per "kind.action" in the words of the change table."""
     from ..changes import BY_KIND_ACTION

@@ -17,7 +17,7 @@ from ..changes import BY_KIND_ACTION, CHANGE_KINDS
 from ..model import Plan
 from ..plan.document import plan_digest
 from ..plan.review import marker
-from . import limit_reason, limit_rule, summary_words
+from . import counts_of, limit_reason, limit_rule, summary_words
 from .comment import FOLD_AFTER, Section, fit
 from .text import GROUPS_SHOWN, LARGE_PLAN, RISKY_ROWS
 from .view import Group, Section as ViewSection, Who, sections as view_sections, team_counts
@@ -150,8 +150,8 @@ class MarkdownRenderer:
             first = "" if plan.review.base_policy_digest else " (the target branch has no policy yet: the edit causes every change)"
             lines += [f"Approving this pull request approves policy `{short}` and its effect: {escape(effect)}{escape(first)}.", ""]
         if plan.review is not None or any(c.cause for c in plan.changes):
-            mine = _counts(c for c in plan.changes if c.cause == "policy")
-            pending = _counts(c for c in plan.changes if c.cause != "policy")
+            mine = counts_of(c for c in plan.changes if c.cause == "policy")
+            pending = counts_of(c for c in plan.changes if c.cause != "policy")
             lines += [f"- **this change:** {escape(summary_words(mine)) or 'nothing'}",
                       f"- **pending regardless:** {escape(summary_words(pending)) or 'nothing'}", ""]
         return lines
@@ -290,13 +290,6 @@ def who_cell(value: str) -> str:
 def _cause(cause: str | None) -> str:
     return " (this change)" if cause == "policy" else " (pending regardless)" if cause else ""
 
-
-def _counts(changes) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for c in changes:
-        name = f"{c.kind}.{c.action}"
-        counts[name] = counts.get(name, 0) + 1
-    return counts
 
 
 __all__ = ["DEFAULT_LIMIT", "FOLD_AFTER", "GITHUB_COMMENT_LIMIT", "PART_SEPARATOR", "MarkdownRenderer",

@@ -14,10 +14,9 @@ from rich.console import Console
 from rich.markup import escape as escape_markup
 from rich.table import Table
 
-from ..changes import BY_KIND_ACTION
 from ..model import Plan
 from ..plan.document import plan_digest
-from . import limit_reason, limit_rule, summary_words
+from . import counts_of, limit_reason, limit_rule, summary_words
 from .view import Group, Section, Who, sections, team_counts
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -164,7 +163,7 @@ class TextRenderer:
         console.print(f"[bold]Summary:[/] {summary_words(plan.summary) or 'nothing to do'}.")
         if plan.review is not None:
             effect = summary_words(plan.review.effect) or "nothing"
-            pending = summary_words(_counts(c for c in plan.changes if c.cause != "policy")) or "nothing"
+            pending = summary_words(counts_of(c for c in plan.changes if c.cause != "policy")) or "nothing"
             console.print(f"The edit causes: {effect}; pending regardless: {pending}.")
         for check in plan.safety:
             mark = "[green]✓[/]" if check.ok else "[red]✗[/]"
@@ -186,10 +185,3 @@ def person(who: Who, show_team: bool = True) -> str:
         parts.append(who.title)
     return " · ".join(parts)
 
-
-def _counts(changes) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for c in changes:
-        name = BY_KIND_ACTION[(c.kind, c.action)].name
-        counts[name] = counts.get(name, 0) + 1
-    return counts

@@ -169,11 +169,7 @@ def _describe(kind: ChangeKind, change: Change, namer: _Namer, counted: bool = F
         return f"{namer.team(before)} → {namer.team(after)}", _NOBODY
     if change.kind == "team":
         who = Who(namer.plan.teams.get(change.key) or change.subject or change.key)
-        if change.action == "create":
-            return "", who
-        if change.action == "delete":
-            return "", who
-        return "", _with_detail(who, _team_fields(change, namer))
+        return "", who if change.action in ("create", "delete") else _with_detail(who, _team_fields(change, namer))
     if change.kind == "membership":
         user_key, team = membership_parts(change.key)
         email = change.subject.rsplit(" in ", 1)[0] if " in " in change.subject else change.subject
