@@ -1,0 +1,230 @@
+"""Delta reads: what a directory's searches returned last time, kept with the store, and what changed since.
+
+A delta read never plans from the changes alone. The records every search returned at the last read
+(`SearchState.records`, keyed by the entry's unique id: entryUUID, objectGUID, a Graph object id) are
+kept with the store together with the server's token (an RFC 4533 cookie, a USN watermark, a Graph
+delta link); a delta read asks the server what changed since the token and applies it to those
+records, and the source then builds its `DirectoryRead` from the result exactly as from a full read.
+So a delta plan is the full plan whenever the server reported its changes completely, and everything
+after the directory stage is the same code.
+
+The state is trusted only for the server it came from (`server`), the same searches (`scope`: bases,
+filters, attributes, kind and flavour) and the same reconciler version; a missing, foreign or doubtful
+state, a refused token (`TokenRefused`) or `full_read_every` elapsed means a full read, and the plan
+says which kind of read it made and why (`ReadNote`). The store writes a new state only in the
+transaction of the apply that the read led to (`Store.apply(..., sync=...)`).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Mapping
+
+FORMAT = 1
+MAX_STATE_BYTES = 2 * 1024 ** 3  # a decompressed state larger than this is not a state this version wrote
+
+
+def reconciler_version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+class TokenRefused(Exception):
+    """The server will not answer from this token (RFC 4533 e-syncRefreshRequired, Graph's 410 Gone, a USN
+    watermark older than the tombstone lifetime): the read falls back to a full read. The message says why."""
+
+
+@dataclass
+class SearchState:
+    """One search's token and the records it returned (id -> record as the source keeps it, JSON-able)."""
+
+    token: str
+    records: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SyncState:
+    """What a directory's delta reads start from. Kept with the store, one per directory."""
+
+    directory: str
+    method: str  # "syncrepl", "usn", "graph-delta"
+    server: str  # identity of the server the tokens belong to (database UUID, invocationId, tenant)
+    scope: str  # `scope_digest` of what the searches ask
+    version: str  # the reconciler version that wrote it
+    full_read_at: str  # ISO 8601 UTC of the last full read these records descend from
+    searches: dict[str, SearchState] = field(default_factory=dict)
+    changes_since_full: int = 0  # records changed by deltas since that full read (the plan's note says)
+
+
+@dataclass(frozen=True)
+class ReadNote:
+    """How a directory was read, for the plan: `kind` "full" or "delta", and why in plain words."""
+
+    directory: str
+    kind: str
+    reason: str
+    changed: int | None = None  # records a delta changed or removed
+
+    def to_json(self) -> dict[str, Any]:
+        data = {"directory": self.directory, "kind": self.kind, "reason": self.reason}
+        if self.changed is not None:
+            data["changed"] = self.changed
+        return data
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> "ReadNote":
+        return ReadNote(str(data["directory"]), str(data["kind"]), str(data["reason"]), data.get("changed"))
+
+    @property
+    def text(self) -> str:
+        return f"{self.directory}: {self.kind} read ({self.reason})"
+
+
+@dataclass(frozen=True)
+class Delta:
+    """What one search's content became since its token.
+
+    `changed`: records now in the content, added or modified (id -> record); `removed`: ids that left it
+    (deleted, moved out of the base, no longer matching the filter); `present`: when the server sent the
+    complete set of ids still in the content (RFC 4533's present phase), every record in neither
+    `changed` nor `present` left it too; `token`: where the next delta starts."""
+
+    changed: dict[str, Any]
+    removed: frozenset[str]
+    present: frozenset[str] | None
+    token: str
+
+    def applied_to(self, records: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """The records after this delta, and how many records it added, changed or removed."""
+        result = dict(records) if self.present is None else {
+            key: record for key, record in records.items() if key in self.present}
+        touched = len(records) - len(result)
+        for key in self.removed:
+            if result.pop(key, None) is not None:
+                touched += 1
+        for key, record in self.changed.items():
+            if result.get(key) != record:
+                touched += 1
+            result[key] = record
+        return result, touched
+
+
+def scope_digest(*parts: Any) -> str:
+    """A digest of what the searches ask (bases, filters, scopes, attributes, kind): records kept for other
+    searches are not the content of these."""
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+# ── kept with the store: bytes in, bytes out ──────────────────────────────────────────────
+
+def encode(state: SyncState) -> bytes:
+    document = {
+        "format": FORMAT,
+        "directory": state.directory,
+        "method": state.method,
+        "server": state.server,
+        "scope": state.scope,
+        "version": state.version,
+        "full_read_at": state.full_read_at,
+        "changes_since_full": state.changes_since_full,
+        "searches": {name: {"token": s.token, "records": s.records} for name, s in sorted(state.searches.items())},
+    }
+    return zlib.compress(json.dumps(document, separators=(",", ":"), sort_keys=True).encode(), 6)
+
+
+def decode(blob: bytes | None) -> tuple[SyncState | None, str]:
+    """The state kept with the store, or None and why it cannot be used (never an exception: a state that
+    does not read is a reason for a full read, not a failed plan)."""
+    if not blob:
+        return None, "no delta state is kept yet"
+    try:
+        decompressor = zlib.decompressobj()
+        text = decompressor.decompress(bytes(blob), MAX_STATE_BYTES)
+        if decompressor.unconsumed_tail:
+            return None, "the kept delta state is larger than any this version writes"
+        document = json.loads(text)
+        if document.get("format") != FORMAT:
+            return None, "the kept delta state has another format"
+        searches = {str(name): SearchState(str(s["token"]), dict(s["records"]))
+                    for name, s in document["searches"].items()}
+        return SyncState(
+            directory=str(document["directory"]), method=str(document["method"]), server=str(document["server"]),
+            scope=str(document["scope"]), version=str(document["version"]), full_read_at=str(document["full_read_at"]),
+            searches=searches, changes_since_full=int(document.get("changes_since_full", 0)),
+        ), ""
+    except (zlib.error, ValueError, KeyError, TypeError, AttributeError) as error:
+        return None, f"the kept delta state does not read ({error.__class__.__name__})"
+
+
+def usable(state: SyncState | None, why_not: str, *, directory: str, method: str, scope: str,
+           full_read_every: timedelta, now: datetime, server: str | None = None) -> tuple[bool, str]:
+    """Whether a delta may start from `state`; if not, the reason the plan gives for its full read."""
+    if state is None:
+        return False, why_not or "no delta state is kept yet"
+    if state.directory != directory or state.method != method:
+        return False, f"the kept state is for {state.method} reads of {state.directory}"
+    if state.version != reconciler_version():
+        return False, f"the kept state was written by reconciler {state.version}, this is {reconciler_version()}"
+    if state.scope != scope:
+        return False, "the searches changed since the last read (bases, filters or attributes)"
+    if server is not None and state.server != server:
+        return False, f"the server is not the one the kept state is from ({_short(state.server)} → {_short(server)})"
+    try:
+        last_full = datetime.fromisoformat(state.full_read_at.replace("Z", "+00:00"))
+    except ValueError:
+        return False, "the kept state's last full read has no readable time"
+    if last_full > now + timedelta(minutes=5):
+        return False, "the kept state's last full read is in the future (clock or state doubtful)"
+    if now - last_full >= full_read_every:
+        return False, f"the last full read was {_age(now - last_full)} ago (full_read_every: {_age(full_read_every)})"
+    return True, ""
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "…"
+
+
+def _age(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds % 86400 == 0 and seconds >= 86400:
+        return f"{seconds // 86400}d"
+    if seconds % 3600 == 0 and seconds >= 3600:
+        return f"{seconds // 3600}h"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds // 60}m"
+
+
+def now_text(now: datetime | None = None) -> str:
+    return (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ── LDAP records: RawEntry <-> JSON ───────────────────────────────────────────────────────
+
+def raw_to_record(dn: str, attributes: Mapping[str, list[bytes]]) -> list[Any]:
+    """An LDAP entry as kept: [dn, {name: [value, ...]}], UTF-8 values as text, others as {"b": base64}."""
+    kept: dict[str, list[Any]] = {}
+    for name, values in attributes.items():
+        kept[name] = [_value(v) for v in values]
+    return [dn, kept]
+
+
+def _value(value: bytes | str) -> Any:
+    if isinstance(value, str):
+        return value
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"b": base64.b64encode(value).decode("ascii")}
+
+
+def record_to_raw(record: list[Any], make: Callable[[str, dict[str, list[bytes]]], Any]) -> Any:
+    dn, kept = record
+    return make(dn, {name: [v.encode("utf-8") if isinstance(v, str) else base64.b64decode(v["b"]) for v in values]
+                     for name, values in kept.items()})
