@@ -25,17 +25,41 @@ and answers in the shapes Microsoft documents:
   (https://learn.microsoft.com/en-us/graph/errors);
 - throttling: 429 TooManyRequests (and 503) with `Retry-After` in seconds, injected by `Fault`s
   (https://learn.microsoft.com/en-us/graph/throttling);
+- delta queries, GET /v1.0/users/delta and /v1.0/groups/delta
+  (https://learn.microsoft.com/en-us/graph/delta-query-overview, https://learn.microsoft.com/en-us/graph/api/user-delta,
+  https://learn.microsoft.com/en-us/graph/api/group-delta, https://learn.microsoft.com/en-us/graph/delta-query-groups):
+  a round of pages linked by `@odata.nextLink` (`$skiptoken`), the last carrying `@odata.deltaLink`
+  (`$deltatoken`), `$select` given once and kept in the tokens, `$deltatoken=latest` (a delta link and no
+  objects: "sync from now"), `$filter` of `id eq '…'` joined by `or` only (50 at most), no `$top`, `$orderby`
+  or `$expand`; the first round holds every object, a later one what changed after its token: new objects
+  whole, updated ones with their selected properties (only the changed ones with `Prefer: return=minimal`;
+  without it the others too, never-set ones left out), a change to a property not selected not at all, removed
+  ones as `{"id", "@removed": {"reason": "changed" | "deleted"}}` (soft- or hard-deleted), and a group's
+  membership changes as `members@delta` (removed members with `@removed`), split over several items of the
+  same group when `delta_members_per_item` says so, and every change repeated when `delta_replays` (Graph
+  may replay). The tenant changes between reads through `add_user`, `update_user`, `disable_user`,
+  `delete_user(hard=)`, `restore_user`, `add_group`, `update_group`, `delete_group`, `add_member`,
+  `remove_member`, which keep the change log deltas are answered from (`load` replaces the tenant without
+  one). `expire_delta_links()` makes every link issued so far refused: 410 Gone with a `Location` to start
+  again from (a synchronization reset), or with `status=400` the `syncStateNotFound` of an expired token;
+  an unknown token is `syncStateNotFound` too. `next_link` breaks delta chains as it breaks other pages
+  (and `no-link`: a page with neither link);
 - GitHub Actions' OIDC token service, GET /_github/token?audience=... (`{"value": jwt}`), for
   federated credentials from a workflow (https://docs.github.com/en/actions/security-for-github-actions/
   security-hardening-your-deployments/about-security-hardening-with-openid-connect).
 
 What it cannot know: Graph's real limits and timings, eventual consistency, every query Graph
-takes and every error it gives; the tests say which documented shape each case follows.
+takes and every error it gives; the tests say which documented shape each case follows. Of delta
+queries in particular: the lag before a change shows in a delta (replication), which properties Graph
+really tracks (it evaluates no $filter on deltas either), how it splits pages, whether a restored
+object's memberships come back, and the token lifetime (7 days for directory objects).
 """
 from __future__ import annotations
 
 import base64
+import copy
 import json
+import re
 import secrets
 import ssl
 import threading
@@ -107,6 +131,31 @@ class Fault:
 
 
 @dataclass
+class Stamp:
+    """The change log of one object, in the fake's sequence numbers: what a delta after a token reports."""
+
+    id: str  # as Graph spells it
+    created: int = 0  # added (or restored) at; 0: there from the start
+    props: dict[str, int] = field(default_factory=dict)  # property -> last changed at
+    members: dict[str, tuple[int, str, str]] = field(default_factory=dict)  # member id -> (at, @odata.type, id)
+    removed: tuple[int, str] | None = None  # (at, "changed" | "deleted") while it is deleted
+
+
+_ID_EQ = re.compile(r"\s*id\s+eq\s+'([^']*)'\s*", re.IGNORECASE)
+
+
+def id_filter(text: str) -> set[str] | None:
+    """The ids of a delta query's `$filter` (`id eq '…' or id eq '…'`, the only filter delta takes), None otherwise."""
+    ids = set()
+    for part in re.split(r"\s+or\s+", text.strip(), flags=re.IGNORECASE):
+        match = _ID_EQ.fullmatch(part)
+        if match is None:
+            return None
+        ids.add(match.group(1).lower())
+    return ids
+
+
+@dataclass
 class Seen:
     method: str
     path: str
@@ -135,6 +184,14 @@ class FakeEntra:
         self.lock = threading.Lock()
         self._pages: dict[str, tuple[str, int]] = {}  # skiptoken -> (query key, offset)
         self._cache: dict[tuple, list[dict]] = {}
+        self.delta_page_size = 100  # objects per delta page (Graph decides; $top is not taken)
+        self.delta_members_per_item: int | None = None  # split a group's members@delta over items of this many
+        self.delta_replays = False  # every change of a later round sent twice
+        self.seq = 0  # the change log's clock
+        self.stamps: dict[tuple[str, str], Stamp] = {}  # (users|groups, lower-cased id) -> its changes
+        self.deleted: dict[str, dict[str, dict]] = {"users": {}, "groups": {}}  # soft-deleted (deletedItems)
+        self._delta_links: dict[str, dict] = {}  # deltatoken -> {kind, select, ids, seq, refused}
+        self._delta_pages: dict[str, tuple[list[dict], int, dict]] = {}  # skiptoken -> (items, offset, next link)
         self.load(data)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -143,10 +200,126 @@ class FakeEntra:
 
     def load(self, data: dict) -> None:
         with self.lock:
-            self.users = list(data.get("users", []))
+            self.users = [dict(u) for u in data.get("users", [])]  # copies: the mutations change these
             self.groups = [{k: v for k, v in g.items() if k != "members"} for g in data.get("groups", [])]
-            self.members = {g["id"].lower(): list(g.get("members") or []) for g in data.get("groups", [])}
+            self.members = {g["id"].lower(): [dict(m) for m in g.get("members") or []] for g in data.get("groups", [])}
             self._cache.clear()
+
+    # ── changes between reads (what deltas report) ──
+
+    def _stamp(self, kind: str, object_id: str) -> Stamp:
+        key = (kind, object_id.lower())
+        if key not in self.stamps:
+            self.stamps[key] = Stamp(object_id)
+        return self.stamps[key]
+
+    def _tick(self) -> int:
+        self.seq += 1
+        self._cache.clear()
+        return self.seq
+
+    def _objects(self, kind: str) -> list[dict]:
+        return self.users if kind == "users" else self.groups
+
+    def _find(self, kind: str, object_id: str) -> dict:
+        found = next((o for o in self._objects(kind) if o["id"].lower() == object_id.lower()), None)
+        if found is None:
+            raise KeyError(f"no {kind[:-1]} {object_id} in the fake tenant")
+        return found
+
+    def add_user(self, user: dict) -> dict:
+        with self.lock:
+            self.users.append(dict(user))
+            stamp = self._stamp("users", user["id"])
+            stamp.created, stamp.removed = self._tick(), None
+        return user
+
+    def update_user(self, object_id: str, **changes: Any) -> None:
+        """Sets properties (None clears one), each a change a delta reports."""
+        self._update("users", object_id, changes)
+
+    def disable_user(self, object_id: str) -> None:
+        self.update_user(object_id, accountEnabled=False)
+
+    def delete_user(self, object_id: str, hard: bool = False) -> None:
+        """Soft-deletes (restorable, `@removed` reason changed) or hard-deletes (reason deleted) a user; either
+        way it leaves its groups, as in Entra ID."""
+        self._delete("users", object_id, hard)
+
+    def restore_user(self, object_id: str) -> None:
+        """Brings a soft-deleted user back (reported whole, as a new one); its memberships do not come back."""
+        with self.lock:
+            user = self.deleted["users"].pop(object_id.lower())
+            self.users.append(user)
+            stamp = self._stamp("users", object_id)
+            stamp.created, stamp.removed = self._tick(), None
+
+    def add_group(self, group: dict) -> None:
+        with self.lock:
+            self.groups.append({k: v for k, v in group.items() if k != "members"})
+            self.members[group["id"].lower()] = list(group.get("members") or [])
+            stamp = self._stamp("groups", group["id"])
+            stamp.created, stamp.removed = self._tick(), None
+
+    def update_group(self, object_id: str, **changes: Any) -> None:
+        self._update("groups", object_id, changes)
+
+    def delete_group(self, object_id: str, hard: bool = False) -> None:
+        self._delete("groups", object_id, hard)
+
+    def add_member(self, group_id: str, member_id: str, kind: str = "user") -> None:
+        with self.lock:
+            odata = f"#microsoft.graph.{kind}"
+            self.members.setdefault(group_id.lower(), []).append({"@odata.type": odata, "id": member_id})
+            self._stamp("groups", group_id).members[member_id.lower()] = (self._tick(), odata, member_id)
+
+    def remove_member(self, group_id: str, member_id: str) -> None:
+        with self.lock:
+            self._leave(group_id.lower(), member_id)
+
+    def _leave(self, group_key: str, member_id: str) -> bool:
+        members = self.members.get(group_key, [])
+        gone = [m for m in members if m["id"].lower() == member_id.lower()]
+        if not gone:
+            return False
+        self.members[group_key] = [m for m in members if m not in gone]
+        group = next((g for g in self.groups if g["id"].lower() == group_key), None)
+        stamp = self._stamp("groups", group["id"] if group else group_key)
+        stamp.members[member_id.lower()] = (self._tick(), gone[0].get("@odata.type", "#microsoft.graph.user"), member_id)
+        return True
+
+    def _update(self, kind: str, object_id: str, changes: dict) -> None:
+        with self.lock:
+            found = self._find(kind, object_id)
+            stamp = self._stamp(kind, object_id)
+            for name, value in changes.items():
+                found[name] = value
+                stamp.props[name] = self._tick()
+
+    def _delete(self, kind: str, object_id: str, hard: bool) -> None:
+        with self.lock:
+            key = object_id.lower()
+            if key in self.deleted[kind]:  # already soft-deleted: now for good
+                if not hard:
+                    return
+                self.deleted[kind].pop(key)
+            else:
+                found = self._find(kind, object_id)
+                self._objects(kind).remove(found)
+                if not hard:
+                    self.deleted[kind][key] = found
+                for group_key in list(self.members):
+                    self._leave(group_key, object_id)
+                if kind == "groups":
+                    self.members.pop(key, None)
+            self._stamp(kind, object_id).removed = (self._tick(), "deleted" if hard else "changed")
+
+    def expire_delta_links(self, status: int = 410) -> None:
+        """Every delta link issued so far is refused from now on: 410 Gone with a `Location` header (Graph's
+        synchronization reset), or another status with `syncStateNotFound` (a token past its lifetime)."""
+        with self.lock:
+            for held in self._delta_links.values():
+                held["refused"] = status
 
     def register(self, app: App) -> App:
         self.apps[app.client_id] = app
@@ -294,7 +467,141 @@ class FakeEntra:
         needs = USERS_READ if parts[0] == "users" and len(parts) <= 2 else GROUPS_READ
         if not roles & needs:
             return self.graph_error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+        if len(parts) == 2 and parts[0] in ("users", "groups") and parts[1] in ("delta", "microsoft.graph.delta"):
+            return self.delta(parts[0], request)
         return self.collection_or_object(parts, request)
+
+    # ── delta queries ──
+
+    def _sync_state_not_found(self) -> tuple[int, dict, dict]:
+        return self.graph_error(400, "syncStateNotFound", "The sync state generation is not found. The delta token "
+                                                          "is expired and data must be synchronized again.")
+
+    def _delta_link(self, kind: str, select: str | None, ids: set[str] | None, seq: int) -> str:
+        token = "dlt" + secrets.token_urlsafe(32)
+        self._delta_links[token] = {"kind": kind, "select": select, "ids": ids, "seq": seq, "refused": None}
+        return f"{self.url}/v1.0/{kind}/delta?{urlencode({'$deltatoken': token})}"
+
+    def delta(self, kind: str, request: Seen) -> tuple[int, dict, dict]:
+        query = {k.lower(): v for k, v in request.query.items()}
+        context = f"{self.url}/v1.0/$metadata#{kind}"
+        skip = query.get("$skiptoken")
+        if skip is not None:
+            held_page = self._delta_pages.get(skip)
+            if held_page is None:
+                return self._sync_state_not_found()
+            items, offset, after = held_page
+        else:
+            for name in ("$top", "$orderby", "$expand", "$search", "$count"):
+                if name in query:
+                    return self.graph_error(400, "Request_UnsupportedQuery", f"The query parameter {name} is not "
+                                                                             "supported with delta queries.")
+            token = query.get("$deltatoken")
+            if token == "latest":
+                with self.lock:
+                    link = self._delta_link(kind, query.get("$select"), None, self.seq)
+                return 200, {"@odata.context": context, "@odata.deltaLink": link, "value": []}, {}
+            if token is not None:
+                held = self._delta_links.get(token)
+                if held is None or held["kind"] != kind:
+                    return self._sync_state_not_found()
+                if held["refused"] == 410:
+                    return self.graph_error(410, "resyncRequired", "The delta token is no longer valid; start again "
+                                                                   "with a full synchronization.",
+                                            {"Location": f"{self.url}/v1.0/{kind}/delta?$deltatoken="})
+                if held["refused"]:
+                    status, body, headers = self._sync_state_not_found()
+                    return held["refused"], body, headers
+                select, ids, since = held["select"], held["ids"], held["seq"]
+            else:
+                select, ids, since = query.get("$select"), None, None
+                if query.get("$filter"):
+                    ids = id_filter(query["$filter"])
+                    if ids is None:
+                        return self.graph_error(400, "Request_UnsupportedQuery", "Unsupported query: delta takes "
+                                                                                 "$filter only as id eq '…'.")
+                    if len(ids) > 50:
+                        return self.graph_error(400, "Request_UnsupportedQuery", "A delta $filter takes at most 50 ids.")
+            minimal = "return=minimal" in request.headers.get("prefer", "").lower()
+            with self.lock:
+                items = self.delta_items(kind, select, ids, since, minimal)
+                after = {"select": select, "ids": ids, "seq": self.seq}
+            offset = 0
+        size = self.delta_page_size
+        body: dict[str, Any] = {"@odata.context": context, "value": items[offset:offset + size]}
+        if offset + size < len(items):
+            skiptoken = "dsk" + secrets.token_urlsafe(24)
+            self._delta_pages[skiptoken] = (items, offset + size, after)
+            link: Any = f"{self.url}/v1.0/{kind}/delta?{urlencode({'$skiptoken': skiptoken})}"
+            if self.next_link == "other-host":
+                link = link.replace("127.0.0.1", "localhost")
+            elif self.next_link == "garbage":
+                link = 12345
+            elif self.next_link == "loop" and skip is not None:
+                link = f"{self.url}/v1.0/{kind}/delta?{urlencode({'$skiptoken': skip})}"
+            elif self.next_link == "missing-value" and offset > 0:
+                body.pop("value")
+            if self.next_link != "no-link":
+                body["@odata.nextLink"] = link
+        else:
+            with self.lock:
+                body["@odata.deltaLink"] = self._delta_link(kind, after["select"], after["ids"], after["seq"])
+        return 200, body, {}
+
+    def delta_items(self, kind: str, select: str | None, ids: set[str] | None, since: int | None,
+                    minimal: bool) -> list[dict]:
+        """The objects of a delta round: all of them (`since` None), or what changed after `since`."""
+        names = [n.strip() for n in select.split(",") if n.strip()] if select else None
+        lowered = {n.lower() for n in names} if names else None
+        members_wanted = kind == "groups" and (lowered is None or "members" in lowered)
+        properties = ",".join(n for n in names if n.lower() != "members") if names else None
+        items: list[dict] = []
+        for obj in self._objects(kind):
+            key = obj["id"].lower()
+            if ids is not None and key not in ids:
+                continue
+            stamp = self.stamps.get((kind, key))
+            if since is None or (stamp is not None and stamp.created > since):  # whole, as a new object
+                if names is None:
+                    item = dict(obj)
+                else:
+                    item = {**(self.project(obj, properties) if properties else {}), "id": obj["id"]}
+                current = [{"@odata.type": m.get("@odata.type", "#microsoft.graph.user"), "id": m["id"]}
+                           for m in self.members.get(key, [])] if members_wanted else []
+                items += self._with_members(item, current)
+                continue
+            if stamp is None:
+                continue
+            changed = [p for p, at in stamp.props.items() if at > since and (lowered is None or p.lower() in lowered)]
+            moved = sorted((m for m in stamp.members.values() if m[0] > since), key=lambda m: m[0]) if members_wanted else []
+            if not changed and not moved:
+                continue  # a change to a property not selected is not reported
+            if minimal:
+                item = {"id": obj["id"], **{p: obj.get(p) for p in changed}}
+            else:  # every selected property that is set, and those cleared now
+                projected = self.project(obj, properties) if properties else dict(obj)
+                item = {k: v for k, v in projected.items() if v is not None or k in changed}
+                item["id"] = obj["id"]
+            entries = []
+            for _at, odata, member_id in moved:
+                entry = {"@odata.type": odata, "id": member_id}
+                if not any(m["id"].lower() == member_id.lower() for m in self.members.get(key, [])):
+                    entry["@removed"] = {"reason": "deleted"}
+                entries.append(entry)
+            items += self._with_members(item, entries)
+        if since is not None:
+            for (object_kind, key), stamp in sorted(self.stamps.items()):
+                if object_kind == kind and stamp.removed and stamp.removed[0] > since and (ids is None or key in ids):
+                    items.append({"id": stamp.id, "@removed": {"reason": stamp.removed[1]}})
+            if self.delta_replays:
+                items += copy.deepcopy(items)
+        return items
+
+    def _with_members(self, item: dict, entries: list[dict]) -> list[dict]:
+        if not entries:
+            return [item]
+        size = self.delta_members_per_item or len(entries)
+        return [{**item, "members@delta": entries[start:start + size]} for start in range(0, len(entries), size)]
 
     def graph_error(self, status: int, code: str, message: str, headers: dict | None = None) -> tuple[int, dict, dict]:
         return status, {"error": {"code": code, "message": message, "innerError": {
