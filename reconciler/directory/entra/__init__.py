@@ -11,6 +11,8 @@ Modules, in the order a read meets them:
 - `readers`: the questions a read asks, answered by Graph (`LiveGraph`) or a snapshot file
   (`SnapshotGraph`, JSON as Graph returns it, filters evaluated by `reconciler.odata`);
 - `source`: the read itself (`GraphSource`), users as `DirectoryEntry` values like LDAP entries;
+- `delta`: `GraphSource.read_with_state`'s delta reads through Graph's delta queries (`/users/delta`,
+  `/groups/delta`), applied to the records kept with the store, or a full read that keeps them;
 - `hybrid`: `onPremisesImmutableId` as the AD objectGUID it stands for (`desired.merge` matches by it);
 - `check`: `reconciler check`'s steps; `lookup`: finding one person for `reconciler explain`.
 """

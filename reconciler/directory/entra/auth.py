@@ -193,15 +193,27 @@ class Credential:
         return token
 
 
-def token_roles(access_token: str) -> list[str]:
-    """The application permissions an access token carries (its `roles` claim), read without verifying it:
-    only to say which permission is missing."""
+def token_claims(access_token: str) -> dict:
+    """An access token's claims, read without verifying it (Graph verifies it): only to say which permission
+    is missing and which tenant answers. {} for a token that is not a JWT."""
     try:
         payload = access_token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return sorted(claims.get("roles") or [])
-    except (IndexError, ValueError, AttributeError):
-        return []
+        return claims if isinstance(claims, dict) else {}
+    except (IndexError, ValueError):
+        return {}
+
+
+def token_roles(access_token: str) -> list[str]:
+    """The application permissions an access token carries (its `roles` claim)."""
+    roles = token_claims(access_token).get("roles")
+    return sorted(roles) if isinstance(roles, list) else []
+
+
+def token_tenant(access_token: str) -> str | None:
+    """The tenant ID (`tid` claim, a GUID) the token was issued in: the tenant Graph answers for."""
+    tenant = token_claims(access_token).get("tid")
+    return tenant.lower() if isinstance(tenant, str) and tenant else None
 
 
 class MsalHttp:

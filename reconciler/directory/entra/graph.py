@@ -16,6 +16,12 @@ What it follows (Microsoft's documentation of Graph v1.0):
 - advanced queries: a filter with `ne`, `not` or `endsWith` is sent with
   `ConsistencyLevel: eventual` and `$count=true`
   (https://learn.microsoft.com/en-us/graph/aad-advanced-queries).
+- delta queries (`DeltaRound`): a round follows `@odata.nextLink` to the page that carries
+  `@odata.deltaLink`, the link the next round starts from; a page with neither is a broken chain.
+  410 Gone (a synchronization reset, with a `Location` to start again from) and the codes
+  `syncStateNotFound`, `syncStateInvalid`, `resyncRequired` (an expired or unknown token) raise
+  `TokenRefused`, as 400 and 404 do for a kept link: the caller reads in full
+  (https://learn.microsoft.com/en-us/graph/delta-query-overview, "Synchronization reset", "Token duration").
 
 Tokens never leave for another host: redirects are not followed and next links are checked.
 """
@@ -29,6 +35,7 @@ import httpx
 
 from ...errors import DirectoryError
 from ...policy.model import Directory
+from ..delta import TokenRefused
 from .auth import Tokens, scrub, tls_context, token_roles
 
 PAGE_SIZE = 999  # the most Graph returns a page for /users, /groups and member lists
@@ -40,6 +47,11 @@ ENOUGH = {
     "GroupMember.Read.All": {"GroupMember.Read.All", "GroupMember.ReadWrite.All", "Group.Read.All",
                              "Group.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"},
 }
+
+
+# error codes with which Graph refuses a delta or skip token it no longer (or never) knew
+# (https://learn.microsoft.com/en-us/graph/errors, https://learn.microsoft.com/en-us/graph/delta-query-overview)
+REFUSING_CODES = {"syncstatenotfound", "syncstateinvalid", "resyncrequired"}
 
 
 class NotFound(Exception):
@@ -87,10 +99,12 @@ class GraphClient:
         return self._token
 
     def get(self, url: str, what: str, permission: str, params: dict | None = None,
-            headers: dict | None = None) -> dict:
+            headers: dict | None = None, refuse: Callable[[int, str | None], bool] | None = None) -> dict:
         """The JSON of a 200 answer to GET `url` (absolute, or relative to /v1.0/); retried on throttling and
         lost connections within the budget, the token renewed once on 401. `what` words the request in
-        messages ("reading /users, page 3"); `permission` is the application permission it needs."""
+        messages ("reading /users, page 3"); `permission` is the application permission it needs.
+        `refuse(status, code)`: the answers that mean Graph will not answer from a delta token; they raise
+        `TokenRefused` (the caller reads in full) instead of `DirectoryError`."""
         full = url if url.startswith("https://") or url.startswith("http://") else self.base + url.lstrip("/")
         renewed = False
         attempt = 0
@@ -121,6 +135,11 @@ class GraphClient:
                 self._wait(retry_after(answer.headers.get("retry-after")), attempt, what,
                            f"{status} {code or answer.reason_phrase}")
                 continue
+            if refuse is not None and refuse(status, code):
+                said = f"{status} {answer.reason_phrase}" + (f", {code}" if code else "")
+                if answer.headers.get("location"):
+                    said += "; Graph asks for a full synchronization"
+                raise TokenRefused(said)
             if status == 404:
                 raise NotFound(message)
             raise self._status_error(what, permission, status, code, message)
@@ -196,18 +215,30 @@ class GraphClient:
                 return
             url = self._next(link, where, seen)
 
-    def _next(self, link: Any, where: str, seen: set[str]) -> str:
+    def _next(self, link: Any, where: str, seen: set[str], name: str = "@odata.nextLink") -> str:
         if not isinstance(link, str) or not link:
-            raise self._error(where, "@odata.nextLink is not a URL; the chain of pages is broken, so the read is incomplete")
-        parts, mine = urlsplit(link), urlsplit(self.base)
-        if (parts.scheme, parts.netloc) != (mine.scheme, mine.netloc):
-            raise self._error(where, f"@odata.nextLink points to {parts.scheme}://{parts.netloc}, not to {self.root}; "
+            raise self._error(where, f"{name} is not a URL; the chain of pages is broken, so the read is incomplete")
+        if not self.ours(link):
+            parts = urlsplit(link)
+            raise self._error(where, f"{name} points to {parts.scheme}://{parts.netloc}, not to {self.root}; "
                                      f"the token is not sent elsewhere, so the read is incomplete")
         if link in seen:
-            raise self._error(where, "@odata.nextLink repeats an earlier page's; the chain of pages loops, so the read "
+            raise self._error(where, f"{name} repeats an earlier page's; the chain of pages loops, so the read "
                                      "is incomplete")
         seen.add(link)
         return link
+
+    def ours(self, link: str) -> bool:
+        """Whether `link` is a URL of this Graph endpoint (scheme and host), the only place the token goes."""
+        parts, mine = urlsplit(link), urlsplit(self.base)
+        return (parts.scheme, parts.netloc) == (mine.scheme, mine.netloc)
+
+    def delta_round(self, url: str, what: str, permission: str, params: dict | None = None, *,
+                    minimal: bool = False, kept: bool = False) -> "DeltaRound":
+        """One round of a delta query from `url` (`users/delta` with query parameters, or a kept
+        `@odata.deltaLink`); `minimal`: `Prefer: return=minimal`, updated objects with their changed
+        properties only; `kept`: `url` is a kept delta link, so 400 and 404 to it refuse the token too."""
+        return DeltaRound(self, url, what, permission, params, minimal, kept)
 
     def collect(self, path: str, what: str, permission: str, params: dict | None = None,
                 advanced: bool = False) -> list[dict]:
@@ -215,6 +246,48 @@ class GraphClient:
         for page in self.pages(path, what, permission, params, advanced):
             found += page
         return found
+
+
+class DeltaRound:
+    """The pages of one delta round, in order (iterate once); `link` is the round's `@odata.deltaLink` once the
+    last page is read. Graph documents that every page carries exactly one of `@odata.nextLink` and
+    `@odata.deltaLink`, so a page with neither is a broken chain (`DirectoryError`), as a failed page is."""
+
+    def __init__(self, client: GraphClient, url: str, what: str, permission: str, params: dict | None,
+                 minimal: bool, kept: bool):
+        self.client, self.url, self.what, self.permission = client, url, what, permission
+        self.params, self.kept = params, kept
+        self.headers = {"Prefer": "return=minimal"} if minimal else None
+        self.link: str | None = None
+        self.pages = 0
+
+    def __iter__(self) -> Iterator[list[dict]]:
+        client = self.client
+        url = self.url if self.url.startswith(("https://", "http://")) else client.base + self.url.lstrip("/")
+        seen: set[str] = set()
+        while True:
+            self.pages += 1
+            first = self.pages == 1
+            where = f"{self.what}, page {self.pages}"
+
+            def refuse(status: int, code: str | None) -> bool:
+                return status == 410 or (code or "").lower() in REFUSING_CODES or (
+                    first and self.kept and status in (400, 404))
+
+            body = client.get(url, where, self.permission, self.params if first else None, self.headers, refuse)
+            value = body.get("value")
+            if not isinstance(value, list):
+                raise client._error(where, "the page has no value list; the read is incomplete")
+            yield value
+            next_link, delta_link = body.get("@odata.nextLink"), body.get("@odata.deltaLink")
+            if next_link is not None:
+                url = client._next(next_link, where, seen)
+                continue
+            if delta_link is None:
+                raise client._error(where, "the page has neither @odata.nextLink nor @odata.deltaLink; the chain of "
+                                           "pages is broken, so the read is incomplete")
+            self.link = client._next(delta_link, where, seen, "@odata.deltaLink")
+            return
 
 
 def retry_after(value: str | None) -> float | None:

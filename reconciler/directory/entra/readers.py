@@ -44,6 +44,12 @@ class LiveGraph:
     def close(self) -> None:
         self.client.close()
 
+    def tenant_id(self) -> str:
+        """The ID of the tenant that answers (the access token's `tid`; the policy's tenant if it has none)."""
+        from .auth import _value, token_tenant
+
+        return token_tenant(self.client.token()) or str(_value(self.directory.graph.tenant) or "").lower()
+
     def users(self, select: list[str], filter: str) -> Iterator[list[dict]]:
         params = {"$select": ",".join(select), "$top": str(PAGE_SIZE)}
         if filter:
@@ -73,8 +79,8 @@ class LiveGraph:
             ids.update(str(m["id"]).lower() for m in page if m.get("id"))
         return ids
 
-    def groups(self, filter: str) -> list[dict]:
-        params = {"$select": "id,displayName", "$top": str(PAGE_SIZE)}
+    def groups(self, filter: str, select: list[str] | None = None) -> list[dict]:
+        params = {"$select": ",".join(select or ("id", "displayName")), "$top": str(PAGE_SIZE)}
         if filter:
             params["$filter"] = filter
         return self.client.collect("groups", "reading /groups" + (f" with $filter {filter}" if filter else ""), GROUPS,
@@ -168,7 +174,7 @@ class SnapshotGraph:
         key = "groups/" + str(group["id"]).lower()
         return {member[6:] for member in self.membership().all_members(key) if member.startswith("users/")}
 
-    def groups(self, filter: str) -> list[dict]:
+    def groups(self, filter: str, select: list[str] | None = None) -> list[dict]:
         matches = self._filter(filter, "groups.filter") if filter else None
         return [g for g in self._groups if matches is None or matches(g)]
 

@@ -15,9 +15,14 @@ people by it, and the desired state only tells entries apart by it; a group's is
 ties a synced user to its Active Directory entry (`desired.merge`). Users outside member_of
 are in `out_of_scope` with the reason. Any failed page or broken chain of pages raises
 `DirectoryError` (graph.py): nothing is planned from a partial read.
+
+`read_with_state` reads the tenant through Graph's delta queries when the state kept with the store
+allows it (delta.py), and builds the read from the records with the same `_read`; a snapshot is
+always read in full.
 """
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any, Iterable
 
 from ...dn import normalise_dn
@@ -26,6 +31,7 @@ from ...model import DirectoryEntry, DirectoryGroup, DirectoryRead, OutOfScope
 from ...policy.graph import EXTENSION_ATTRIBUTES, EXTENSION_CONTAINER, graph_name
 from ...policy.model import Directory
 from ...progress import current
+from ..delta import ReadNote, SyncState, now_text, reconciler_version, scope_digest
 from ..entries import EntryBuilder, LoweredAttributes, template_attributes
 from .readers import GROUP_TYPE, USER_TYPE, LiveGraph, SnapshotGraph
 
@@ -110,6 +116,27 @@ class GraphSource:
         reader = self.reader = self._open(self.directory)
         try:
             return self._read(reader)
+        finally:
+            reader.close()
+
+    def read_with_state(self, kept: SyncState | None, why_not: str, full_read_every: timedelta,
+                        now: datetime) -> tuple[DirectoryRead, SyncState, ReadNote]:
+        """A delta read through Graph's delta queries from `kept` when it may be trusted, else a full read
+        that keeps the delta links and records for the next one (delta.py); the read, the state to keep with
+        the next apply, and what the plan says about how the directory was read. A snapshot has no delta:
+        it is read in full, and its state holds nothing."""
+        directory = self.directory
+        if directory.graph is not None and directory.graph.snapshot:
+            read = self.read()
+            state = SyncState(directory.name, "snapshot", directory.graph.snapshot,
+                              scope_digest("entra-id", "snapshot", directory.graph.snapshot), reconciler_version(),
+                              now_text(now))
+            return read, state, ReadNote(directory.name, "full", "a snapshot is always read in full")
+        from .delta import read_with_state
+
+        reader = self.reader = self._open(directory)
+        try:
+            return read_with_state(self, reader, kept, why_not, full_read_every, now)
         finally:
             reader.close()
 
