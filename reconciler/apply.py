@@ -166,6 +166,8 @@ def apply_plan(plan: Plan, policy: Policy, store: Store, *, force_reason: str | 
     with store.lock(record.actor) as lock:
         if on_lock is not None:
             on_lock(lock)
+        if plan.sync_states:  # directories read as deltas: their new states are kept with this apply
+            return store.apply(plan.changes, plan.store_fingerprint, record, sync=plan.sync_states)
         return store.apply(plan.changes, plan.store_fingerprint, record)
 
 

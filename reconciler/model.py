@@ -289,6 +289,30 @@ class Person:
         return {"name": self.name, "email": self.email, "team": self.team, "attributes": dict(self.attributes)}
 
 
+@dataclass(frozen=True)
+class ReadNote:
+    """How a directory was read, for the plan: `kind` "full" or "delta", and why in plain words."""
+
+    directory: str
+    kind: str
+    reason: str
+    changed: int | None = None  # records a delta changed or removed
+
+    def to_json(self) -> dict[str, Any]:
+        data = {"directory": self.directory, "kind": self.kind, "reason": self.reason}
+        if self.changed is not None:
+            data["changed"] = self.changed
+        return data
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> "ReadNote":
+        return ReadNote(str(data["directory"]), str(data["kind"]), str(data["reason"]), data.get("changed"))
+
+    @property
+    def text(self) -> str:
+        return f"{self.directory}: {self.kind} read ({self.reason})"
+
+
 @dataclass(slots=True)
 class Plan:
     policy_path: str
@@ -307,6 +331,9 @@ class Plan:
     teams: dict[str, str] = field(default_factory=dict)
     people: dict[str, Person] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # e.g. a manual: entry that names nobody read
+    reads: list[ReadNote] = field(default_factory=list)  # how each directory with `delta:` was read (not digested)
+    # the delta-read states to keep with the apply of this plan (directory -> bytes); never in the document
+    sync_states: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
     # the digest, computed once (reconciler/plan/document.py) and carried: renderers, --out and apply all
     # need it. It covers neither `cause` nor `review`, so a replace() that only marks causes keeps it valid.
     digest_cache: str | None = field(default=None, repr=False, compare=False)

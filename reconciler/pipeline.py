@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from .desired import build_desired_state
-from .directory import read_all
+from .directory import read_with_states
 from .model import DesiredState, Plan, StoreState
 from .plan.make import make_plan
 from .plan.safety import recent_counts
@@ -40,14 +40,20 @@ def require_secrets(policy: Policy) -> None:
 
 
 def plan_policy(policy: Policy, store: Store | None = None) -> Planned:
-    """Reads every directory (aborting on any incomplete read), then the store, then diffs."""
+    """Reads every directory (aborting on any incomplete read), then the store, then diffs.
+
+    Directories with `delta:` start from the states the store keeps (read first, on their own); the plan
+    carries the new states to its apply (`Plan.sync_states`) and says how each was read (`Plan.reads`)."""
     require_secrets(policy)
-    with stage("read"):
-        reads = read_all(policy.directories)
-    with stage("desired", "building the desired state"):
-        desired = build_desired_state(policy, reads)
-    del reads  # the entries as read are not needed past the desired state: free them before the store is read
     own = store is None
+    kept = _kept_states(policy, store)
+    with stage("read"):
+        read = read_with_states(policy.directories, kept)
+    del kept
+    with stage("desired", "building the desired state"):
+        desired = build_desired_state(policy, read.reads)
+    notes, states = read.notes, read.states
+    del read  # the entries as read are not needed past the desired state: free them before the store is read
     store = store or open_store(policy.store)
     try:
         with stage("store_read", "reading the store"):
@@ -58,7 +64,21 @@ def plan_policy(policy: Policy, store: Store | None = None) -> Planned:
             store.close()
     with stage("diff", "comparing"):
         plan = make_plan(policy, desired, state, recent)
+    plan.reads, plan.sync_states = notes, states
     return Planned(policy, desired, state, plan)
+
+
+def _kept_states(policy: Policy, store: Store | None) -> dict[str, bytes]:
+    """The delta-read states the store keeps, when a directory reads deltas (else the store is not opened yet)."""
+    if not any(d.delta is not None for d in policy.directories):
+        return {}
+    if store is not None:
+        return store.read_sync()
+    opened = open_store(policy.store)
+    try:
+        return opened.read_sync()
+    finally:
+        opened.close()
 
 
 def with_review(plan: Plan, base_path: str) -> Plan:

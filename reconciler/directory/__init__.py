@@ -30,13 +30,15 @@ A new kind is one new package with that face and one line in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from importlib import import_module
 from types import ModuleType
-from typing import Protocol
+from typing import Mapping, Protocol
 
 from ..model import DirectoryRead
 from ..policy.model import Directory
 from ..progress import current
+from .delta import ReadNote, decode, encode
 
 # `kind:` in the policy -> the plug-in package below this one that reads it
 KINDS: dict[str, str] = {
@@ -86,7 +88,7 @@ def check_directory(directory: Directory) -> list[CheckStep]:
 
 
 def read_all(directories) -> list[DirectoryRead]:
-    """Reads every directory; the first failure aborts before anything is planned.
+    """Reads every directory in full; the first failure aborts before anything is planned.
 
     Each read is announced to the progress observer (`reconciler.progress`), and the sources
     report the entries they read to it, per page or chunk."""
@@ -95,3 +97,32 @@ def read_all(directories) -> list[DirectoryRead]:
         current().stage(f"reading {d.name}")
         reads.append(open_source(d).read())
     return reads
+
+
+@dataclass
+class Reads:
+    """Every directory's read, how each was made, and the delta states to keep with the next apply."""
+
+    reads: list[DirectoryRead]
+    notes: list[ReadNote]
+    states: dict[str, bytes]  # directory name -> `delta.encode`d state (directories with `delta:` only)
+
+
+def read_with_states(directories, kept: Mapping[str, bytes], now: datetime | None = None) -> Reads:
+    """Like `read_all`, with delta reads where a directory asks for them (`delta:`) and its source can make
+    them (a source with `read_with_state`; a snapshot is read in full). `kept`: the states the store keeps."""
+    now = now or datetime.now(timezone.utc)
+    reads, notes, states = [], [], {}
+    for d in directories:
+        current().stage(f"reading {d.name}")
+        source = open_source(d)
+        if d.delta is None or not hasattr(source, "read_with_state"):
+            reads.append(source.read())
+            continue
+        state, why_not = decode(kept.get(d.name))
+        read, new_state, note = source.read_with_state(state, why_not, d.delta.full_read_every, now)
+        del state
+        reads.append(read)
+        notes.append(note)
+        states[d.name] = encode(new_state)
+    return Reads(reads, notes, states)

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping
 
+from ..model import ReadNote
+
 FORMAT = 1
 MAX_STATE_BYTES = 2 * 1024 ** 3  # a decompressed state larger than this is not a state this version wrote
 
@@ -59,30 +61,6 @@ class SyncState:
     full_read_at: str  # ISO 8601 UTC of the last full read these records descend from
     searches: dict[str, SearchState] = field(default_factory=dict)
     changes_since_full: int = 0  # records changed by deltas since that full read (the plan's note says)
-
-
-@dataclass(frozen=True)
-class ReadNote:
-    """How a directory was read, for the plan: `kind` "full" or "delta", and why in plain words."""
-
-    directory: str
-    kind: str
-    reason: str
-    changed: int | None = None  # records a delta changed or removed
-
-    def to_json(self) -> dict[str, Any]:
-        data = {"directory": self.directory, "kind": self.kind, "reason": self.reason}
-        if self.changed is not None:
-            data["changed"] = self.changed
-        return data
-
-    @staticmethod
-    def from_json(data: Mapping[str, Any]) -> "ReadNote":
-        return ReadNote(str(data["directory"]), str(data["kind"]), str(data["reason"]), data.get("changed"))
-
-    @property
-    def text(self) -> str:
-        return f"{self.directory}: {self.kind} read ({self.reason})"
 
 
 @dataclass(frozen=True)
@@ -124,18 +102,36 @@ def scope_digest(*parts: Any) -> str:
 # ── kept with the store: bytes in, bytes out ──────────────────────────────────────────────
 
 def encode(state: SyncState) -> bytes:
-    document = {
-        "format": FORMAT,
-        "directory": state.directory,
-        "method": state.method,
-        "server": state.server,
-        "scope": state.scope,
-        "version": state.version,
-        "full_read_at": state.full_read_at,
+    """The state as zlib-compressed canonical JSON, produced a thousand records at a time (a million
+    records are never one string). Records that are not JSON themselves say how they are kept
+    (`to_record()`, as `RawEntry` does)."""
+    header = {
+        "format": FORMAT, "directory": state.directory, "method": state.method, "server": state.server,
+        "scope": state.scope, "version": state.version, "full_read_at": state.full_read_at,
         "changes_since_full": state.changes_since_full,
-        "searches": {name: {"token": s.token, "records": s.records} for name, s in sorted(state.searches.items())},
     }
-    return zlib.compress(json.dumps(document, separators=(",", ":"), sort_keys=True).encode(), 6)
+    encoder = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False, default=_record_json)
+    compressor = zlib.compressobj(6)
+    parts = [compressor.compress(encoder.encode(header)[:-1].encode() + b',"searches":{')]
+    for index, (name, search) in enumerate(sorted(state.searches.items())):
+        parts.append(compressor.compress(("," if index else "").encode() + encoder.encode(name).encode()
+                                         + b':{"token":' + encoder.encode(search.token).encode() + b',"records":{'))
+        items = list(search.records.items())
+        for start in range(0, len(items), 1000):
+            text = encoder.encode(dict(items[start:start + 1000]))[1:-1]
+            if text:
+                parts.append(compressor.compress((("," if start else "") + text).encode()))
+        parts.append(compressor.compress(b"}}"))
+    parts.append(compressor.compress(b"}}"))
+    parts.append(compressor.flush())
+    return b"".join(parts)
+
+
+def _record_json(record: Any) -> Any:
+    to_record = getattr(record, "to_record", None)
+    if to_record is None:
+        raise TypeError(f"a kept record cannot be a {record.__class__.__name__}")
+    return to_record()
 
 
 def decode(blob: bytes | None) -> tuple[SyncState | None, str]:

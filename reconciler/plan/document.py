@@ -20,7 +20,7 @@ import json
 from typing import Any, TextIO
 
 from ..errors import ReconcilerError, StalePlan
-from ..model import Change, EntryVerdict, Person, Plan
+from ..model import Change, EntryVerdict, Person, Plan, ReadNote
 
 FORMAT_VERSION = 1
 
@@ -34,7 +34,9 @@ def canonical(data: Any) -> str:
     return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-NOT_DIGESTED = ("generated_at", "digest", "signature", "review")
+# `reads` says how the directories were read (full or delta): a plan made from a delta read is the plan a full
+# read makes, so a reviewed plan stays the applied one whichever kind of read each made
+NOT_DIGESTED = ("generated_at", "digest", "signature", "review", "reads")
 
 
 def digested_body(document: dict[str, Any]) -> dict[str, Any]:
@@ -70,6 +72,8 @@ def _top(plan: Plan) -> dict[str, Any]:
         document["review"] = plan.review.to_json()
     if plan.warnings:  # only when there are some: plans without any keep the digest they always had
         document["warnings"] = list(plan.warnings)
+    if plan.reads:  # only with directories that have `delta:`
+        document["reads"] = [note.to_json() for note in plan.reads]
     return document
 
 
@@ -256,6 +260,7 @@ def loads(text: str, source: str = "plan", *, key: bytes | None = None) -> Plan:
         managed_users=document["managed_users"],
         generated_at=document["generated_at"],
         warnings=list(document.get("warnings") or []),
+        reads=[ReadNote.from_json(note) for note in document.get("reads") or []],
         teams=dict(document["context"]["teams"]),
         people={key: Person(p["name"], p["email"], p["team"], tuple(sorted(p["attributes"].items())))
                 for key, p in document["context"]["people"].items()},

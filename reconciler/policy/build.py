@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 from .load import DocPath, Locator, dotted
@@ -16,6 +17,7 @@ from .model import (
     SECRET_REFERENCE,
     Bind,
     Certificate,
+    DeltaReads,
     Directory,
     DisabledRule,
     FederatedToken,
@@ -146,6 +148,7 @@ class PolicyBuilder:
             **{field: float(timeouts[key]) for key, field in (("connect", "connect_timeout"), ("operation", "operation_timeout"))
                if key in timeouts},
             location=self.locate.key(base),
+            delta=delta_reads(spec.get("delta")),
         )
 
     def entra_directory(self, name: str, spec: dict, mapping: dict) -> Directory:
@@ -184,6 +187,7 @@ class PolicyBuilder:
             **{field: float(timeouts[key]) for key, field in (("connect", "connect_timeout"), ("operation", "operation_timeout"))
                if key in timeouts},
             location=self.locate.key(base),
+            delta=delta_reads(spec.get("delta")),
             graph=Graph(
                 tenant=reference_or_text("tenant"),
                 client_id=reference_or_text("client_id"),
@@ -282,3 +286,14 @@ class PolicyBuilder:
 
 def build_policy(data: dict, locate: Locator, folder: str, file: str, digest: str) -> Policy:
     return PolicyBuilder(locate, folder).policy(data, file, digest)
+
+
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+def delta_reads(spec: dict | None) -> DeltaReads | None:
+    """`delta:` as the schema allows it (`full_read_every` like 30m, 12h, 1d)."""
+    if spec is None:
+        return None
+    every = spec.get("full_read_every", "1d")
+    return DeltaReads(full_read_every=timedelta(**{_UNITS[every[-1]]: int(every[:-1])}))

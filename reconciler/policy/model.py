@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Literal
 
 from ..errors import Location, SecretError
@@ -214,6 +215,13 @@ class Graph:
 
 
 @dataclass(frozen=True)
+class DeltaReads:
+    """`delta:` on a live directory: read what changed since the last apply, and in full every `full_read_every`."""
+
+    full_read_every: timedelta = timedelta(days=1)
+
+
+@dataclass(frozen=True)
 class Directory:
     name: str
     kind: DirectoryKind
@@ -235,6 +243,7 @@ class Directory:
     # kind entra-id: Microsoft Graph's settings. Its users.search_bases is ("/users",), the collection read, and
     # users.filter and groups.filter hold OData $filter expressions, not LDAP filters
     graph: Graph | None = None
+    delta: DeltaReads | None = None  # None: every read is a full read
 
     @property
     def member_of_on_server(self) -> bool:

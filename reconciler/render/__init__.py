@@ -57,3 +57,11 @@ def limit_rule(check: LimitCheck) -> str:
 def limit_reason(check: LimitCheck) -> str:
     """"160 deactivations is over the limit of 28 (10% (28 of 288 managed users), safety.max_deactivations)"."""
     return f"{check.planned} {check.noun} is over the limit of {check.allowed} ({limit_rule(check)})"
+
+
+def read_words(note) -> str:
+    """How one directory was read, in the words text and Markdown both use (`model.ReadNote`)."""
+    if note.kind == "delta":
+        changed = "" if note.changed is None else f"{note.changed:,} record{'' if note.changed == 1 else 's'} changed; "
+        return f"{note.directory}: delta read ({changed}{note.reason})"
+    return f"{note.directory}: full read ({note.reason})"

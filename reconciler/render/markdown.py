@@ -17,7 +17,7 @@ from ..changes import BY_KIND_ACTION, CHANGE_KINDS
 from ..model import Plan
 from ..plan.document import plan_digest
 from ..plan.review import marker
-from . import counts_of, limit_reason, limit_rule, summary_words
+from . import counts_of, limit_reason, limit_rule, read_words, summary_words
 from .comment import FOLD_AFTER, Section, fit
 from .text import GROUPS_SHOWN, LARGE_PLAN, RISKY_ROWS
 from .view import Group, Section as ViewSection, Who, sections as view_sections, team_counts
@@ -109,6 +109,8 @@ class MarkdownRenderer:
         top, lines = "\n".join(lines) + "\n", []
         if plan.warnings:
             lines += ["> [!WARNING]", *(f"> {cell(w)}  " for w in plan.warnings), ""]
+        if plan.reads:
+            lines += [*(f"{escape(read_words(note))}  " for note in plan.reads), ""]
         if plan.empty:
             lines += ["**No changes.** The store matches the directories.", ""]
         else:

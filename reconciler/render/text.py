@@ -16,7 +16,7 @@ from rich.table import Table
 
 from ..model import Plan
 from ..plan.document import plan_digest
-from . import counts_of, limit_reason, limit_rule, summary_words
+from . import counts_of, limit_reason, limit_rule, read_words, summary_words
 from .view import Group, Section, Who, sections, team_counts
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -77,6 +77,8 @@ class TextRenderer:
         for name, c in plan.directories.items():
             table.add_row(escape(name), *(f"{c[k]:,}" for k in ("read", "in_scope", "imported", "ignored", "disabled")))
         console.print(table)
+        for note in plan.reads:
+            console.print(f"[dim]{escape(read_words(note))}[/]")
         console.print()
         for warning in plan.warnings:
             console.print(f"[bold yellow]Warning:[/] {escape(warning)}")

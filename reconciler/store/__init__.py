@@ -36,6 +36,8 @@ A store must:
   on a store this user may not write; apply says it needs write access), and
   refuse a place holding another application's data (a SQLite file, a PostgreSQL
   schema with tables of the store's names) before changing anything there;
+- keep the delta-read states (`read_sync()`; `apply(..., sync=)` writes them in the apply's own
+  unit, and never after a failed apply), opaque bytes per directory (`directory/delta.py`);
 - keep `history()` of applies, and `record()` one history line on its own (a
   refusal decided before apply);
 - pass the store contract, tests/store_contract.py, run against it.
@@ -44,7 +46,7 @@ from __future__ import annotations
 
 import importlib
 from contextlib import AbstractContextManager
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 from ..model import Change, StoreState
 from ..policy.model import StoreConfig
@@ -62,7 +64,10 @@ class Store(Protocol):
 
     def lock(self, holder: str) -> AbstractContextManager[LockInfo]: ...
 
-    def apply(self, changes: Sequence[Change], expected_fingerprint: str, record: ApplyRecord) -> ApplyRecord: ...
+    def apply(self, changes: Sequence[Change], expected_fingerprint: str, record: ApplyRecord,
+              sync: Mapping[str, bytes] | None = None) -> ApplyRecord: ...
+
+    def read_sync(self) -> dict[str, bytes]: ...  # the delta-read states kept with the last apply, by directory
 
     def history(self) -> list[ApplyRecord]: ...
 

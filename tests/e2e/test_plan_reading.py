@@ -196,6 +196,7 @@ def test_a_store_from_before_the_memory_is_upgraded_and_taken_as_written(synced)
     and the users as they are become what was last written."""
     synced.sql("DROP TABLE user_written")  # back to schema version 1, as reconciler 0.2 left it
     synced.sql("ALTER TABLE apply_history DROP COLUMN unchanged_runs")
+    synced.sql("DROP TABLE directory_sync")
     synced.sql("DELETE FROM schema_version WHERE version >= 2")
     corp = synced.snapshot()
     corp.set(corp.find(sAMAccountName="zadams"), "title", "Principal Engineer")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.store.sql.schema import LATEST_VERSION
 from reconciler.policy.model import StoreConfig
 from reconciler.store.sql import sqlite as sqlite_module
 from reconciler.store.sql.sqlite import SqliteStore
@@ -38,7 +39,8 @@ def version_2_store(tmp_path: Path) -> Path:
     apply(s, create_team("Org"))
     s.record(record(finished_at="2026-11-21T10:00:00Z", outcome="applied"))  # an empty apply, recorded then
     s.close()
-    execute(path, "ALTER TABLE apply_history DROP COLUMN unchanged_runs", "DELETE FROM schema_version WHERE version = 3")
+    execute(path, "ALTER TABLE apply_history DROP COLUMN unchanged_runs", "DROP TABLE directory_sync",
+            "DELETE FROM schema_version WHERE version >= 3")
     return path
 
 
@@ -59,7 +61,7 @@ def test_a_version_2_store_that_cannot_be_written_reads_its_lines_with_no_count(
 def test_a_version_2_store_is_upgraded_and_counts_from_then_on(version_2_store: Path):
     s = open_store(version_2_store)
     apply(s)  # the first write upgrades it; this apply changed nothing: counted, no line
-    assert max(rows(version_2_store, "SELECT version FROM schema_version")) == (3,)
+    assert max(rows(version_2_store, "SELECT version FROM schema_version")) == (LATEST_VERSION,)
     assert rows(version_2_store, "SELECT id, unchanged_runs FROM apply_history ORDER BY id") == [(1, 0), (2, 0)]
     history = s.history()
     assert len(history) == 2 and history.unchanged.runs == 1

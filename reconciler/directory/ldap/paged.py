@@ -71,6 +71,18 @@ class RawEntry:
     dn: str
     attributes: dict[str, list[bytes]]
 
+    def to_record(self) -> list:
+        """As a delta state keeps it (`delta.raw_to_record`); `from_record` reads it back."""
+        from ..delta import raw_to_record
+
+        return raw_to_record(self.dn, self.attributes)
+
+    @staticmethod
+    def from_record(record: list) -> "RawEntry":
+        from ..delta import record_to_raw
+
+        return record_to_raw(record, RawEntry)
+
 
 def result_cause(result: dict) -> str:
     description = result.get("description") or f"result code {result.get('result')}"

@@ -22,6 +22,7 @@ plan stage knows (`plan.make.guard_empty_reads`), not this one.
 from __future__ import annotations
 
 from collections import deque
+from datetime import datetime, timedelta
 from itertools import chain
 from typing import Iterator, Sequence
 
@@ -31,6 +32,8 @@ from ...dn import normalise_dn
 from ...errors import DirectoryError
 from ...model import DirectoryEntry, DirectoryGroup, DirectoryRead, OutOfScope
 from ...policy.model import Directory
+from ...progress import current
+from ..delta import ReadNote, SearchState, SyncState, TokenRefused, now_text, reconciler_version, scope_digest, usable
 from ..entries import EntryBuilder, lower_keys, make_group, template_attributes
 from ..filters import IN_CHAIN  # LDAP_MATCHING_RULE_IN_CHAIN: transitive membership, evaluated by AD
 from ..membership import MEMBER_OF, AccountNames, Membership, member_dn
@@ -61,11 +64,15 @@ def _parenthesised(ldap_filter: str) -> str:
 class LiveSource:
     """Reads one live directory completely, or raises DirectoryError naming what was incomplete."""
 
-    def __init__(self, directory: Directory, connection_factory=connect):
+    def __init__(self, directory: Directory, connection_factory=connect, delta_method=None):
         self.directory = directory
         self._connect = connection_factory  # tests hand in a fake connection
         self._member_keys: dict[str | bytes, str] = {}
         self._accounts = AccountNames()  # the users read, by account name: what memberUid values name
+        self._delta_method = delta_method  # tests hand one in; else the kind's (`delta_method_for`)
+        # a delta read's searches answered from the kept records (with the changes applied), not the server
+        self._records: dict[Search, dict[str, RawEntry]] | None = None
+        self._extra: tuple[str, ...] = ()  # the delta method's uuid attribute, asked for with every entry
 
     @property
     def is_ad(self) -> bool:
@@ -80,6 +87,91 @@ class LiveSource:
                 connection.unbind()
             except Exception:  # the read's own error (if any) is the one worth reporting
                 pass
+
+    def read_with_state(self, kept: SyncState | None, why_not: str, full_read_every: timedelta,
+                        now: datetime) -> tuple[DirectoryRead, SyncState, ReadNote]:
+        """A delta read from `kept` when it may be trusted, else a full read; the read, the state to keep
+        with the next apply, and what the plan says about how the directory was read.
+
+        Either way the users and groups searches' records are complete (the kept ones with the changes
+        applied, or what a full read returned) and the read is built from them by the same code as
+        `read()`; the member_of walk (OpenLDAP) and the existence checks still ask the server."""
+        method = self._delta_method or delta_method_for(self.directory)
+        self._extra = (method.uuid_attribute,)
+        connection, _endpoint = self._connect(self.directory)
+        try:
+            searches = self.named_searches()
+            scope = scope_digest(self.directory.kind, method.name, self.directory.users.member_of,
+                                 [(name, s.base, s.filter, s.scope, sorted(s.attributes, key=str.lower))
+                                  for name, s in sorted(searches.items())])
+            server = method.identity(connection, searches)
+            trusted, reason = usable(kept, why_not, directory=self.directory.name, method=method.name, scope=scope,
+                                     full_read_every=full_read_every, now=now, server=server)
+            records = tokens = None
+            if trusted and kept is not None:
+                try:
+                    records, tokens, touched = self._delta(connection, method, searches, kept)
+                except TokenRefused as refused:
+                    reason = f"the server refused the kept token ({refused}); read in full"
+            if records is not None and kept is not None and tokens is not None:
+                note = ReadNote(self.directory.name, "delta", f"changes since the last apply; last full read {kept.full_read_at}",
+                                touched)
+                state = SyncState(self.directory.name, method.name, server, scope, reconciler_version(), kept.full_read_at,
+                                  {name: SearchState(tokens[name], records[name]) for name in searches},
+                                  kept.changes_since_full + touched)
+            else:
+                server, tokens = method.start(connection, searches)
+                records = {name: self._full_records(connection, method, search) for name, search in searches.items()}
+                note = ReadNote(self.directory.name, "full", reason)
+                state = SyncState(self.directory.name, method.name, server, scope, reconciler_version(), now_text(now),
+                                  {name: SearchState(tokens[name], records[name]) for name in searches})
+            self._records = {search: records[name] for name, search in searches.items()}
+            return self._read(connection), state, note
+        finally:
+            self._records, self._extra = None, ()
+            try:
+                connection.unbind()
+            except Exception:  # the read's own error (if any) is the one worth reporting
+                pass
+
+    def named_searches(self) -> dict[str, Search]:
+        """The users and groups searches a read makes, by name (`users:<base>`, `groups:<base>`)."""
+        scope, groups = self.directory.users, self.directory.groups
+        ldap_filter = in_chain_filter(scope.filter, scope.member_of) if self.directory.member_of_on_server else scope.filter
+        named = {f"users:{base}": search for base, search in
+                 self._searches(scope.search_bases, ldap_filter, scope.scope, self.user_attributes())}
+        named.update({f"groups:{base}": search for base, search in
+                      self._searches(groups.search_bases, groups.filter, groups.scope, self.group_attributes())})
+        return named
+
+    def _full_records(self, connection, method, search: Search) -> dict[str, RawEntry]:
+        records: dict[str, RawEntry] = {}
+        for raw in self._entries(connection, search):
+            uuid = method.uuid_of(raw)
+            if uuid is None:
+                raise DirectoryError(f"directory {self.directory.name}: entry {raw.dn} has no {method.uuid_attribute}, "
+                                     f"which delta reads key entries by; remove delta: from this directory",
+                                     self.directory.location)
+            records[uuid] = raw
+        return records
+
+    def _delta(self, connection, method, searches: dict[str, Search], kept: SyncState):
+        if any(name not in kept.searches for name in searches):
+            raise TokenRefused("a search has no kept token")
+        from_record = RawEntry.from_record
+        cached = {}
+        for name in searches:
+            kept_records = kept.searches[name].records
+            cached[name] = {key: from_record(record) for key, record in kept_records.items()}
+            kept_records.clear()  # the JSON form is not needed again: free it as the entries are made
+        deltas = method.changes(connection, searches, cached, {name: kept.searches[name].token for name in searches})
+        records, tokens, touched = {}, {}, 0
+        for name in searches:
+            delta = deltas[name]
+            records[name], count = delta.applied_to(cached[name])
+            tokens[name] = delta.token
+            touched += count
+        return records, tokens, touched
 
     # ── the read ────────────────────────────────────────────────────────────
 
@@ -117,19 +209,25 @@ class LiveSource:
         """Only what the policy needs: the anchor, the account name, the disabled rule, direct groups and
         every attribute a mapping template names."""
         schema = self.directory.schema
-        names = {schema.anchor, schema.account_name, schema.disabled.attribute, "memberOf"}
+        names = {schema.anchor, schema.account_name, schema.disabled.attribute, "memberOf", *self._extra}
         names |= set(template_attributes(self.directory.mapping))
-        return tuple(sorted(names, key=str.lower))
+        return tuple(sorted(_one_spelling(names), key=str.lower))
 
     def group_attributes(self) -> tuple[str, ...]:
         schema = self.directory.schema
-        return tuple(sorted({schema.anchor, schema.group_name, *schema.member, *schema.member_uid}, key=str.lower))
+        names = {schema.anchor, schema.group_name, *schema.member, *schema.member_uid, *self._extra}
+        return tuple(sorted(_one_spelling(names), key=str.lower))
 
     def _searches(self, bases: tuple[str, ...], ldap_filter: str, scope: str, attributes: tuple[str, ...]):
         for base in bases:
             yield base, Search(self.directory.name, base, ldap_filter, scope, attributes)
 
     def _entries(self, connection, search: Search) -> Iterator[RawEntry]:
+        if self._records is not None and search in self._records:
+            records = self._records[search]
+            current().read(self.directory.name, len(records))
+            yield from records.values()
+            return
         pages = paged_search(connection, search, self.directory.page_size, ignore_ad_system_references=self.is_ad)
         # the worker thread alone uses the connection until the search is done (ranges included)
         completed = (complete_ranges(connection, search, raw) for raw in pages)
@@ -350,6 +448,22 @@ class EntryLookup:
         """The entry `dn` itself (a base search), or None if there is none."""
         entries, _ = self.search(dn, "(objectClass=*)", attributes, "base", 1)
         return entries[0] if entries else None
+
+
+def _one_spelling(names: set[str]) -> set[str]:
+    """Attribute names once each, whatever their case (entryUUID from the schema and from a delta method)."""
+    return set({name.lower(): name for name in sorted(names)}.values())
+
+
+def delta_method_for(directory: Directory):
+    """The change feed of the directory's kind: uSNChanged on Active Directory, RFC 4533 elsewhere."""
+    if directory.flavour == "active-directory":
+        from .usn import UsnChanges
+
+        return UsnChanges(page_size=directory.page_size)
+    from .syncrepl import SyncRepl
+
+    return SyncRepl()
 
 
 def _dc_suffix(dn: str) -> str | None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -64,12 +64,16 @@ class SideFile:
     def lock(self, holder: str) -> AbstractContextManager[LockInfo]:
         return self._sqlite.lock(holder)
 
-    def record(self, record: ApplyRecord) -> ApplyRecord:
-        return self._sqlite.record(record)
+    def record(self, record: ApplyRecord, sync: Mapping[str, bytes] | None = None) -> ApplyRecord:
+        """A history line; `sync`, the delta-read states of an apply that went through, with it."""
+        return self._sqlite.record(record, sync)
 
-    def count_unchanged(self, finished_at: str) -> None:
+    def count_unchanged(self, finished_at: str, sync: Mapping[str, bytes] | None = None) -> None:
         """An apply with no changes: no history line, counted for the next one (as the SQL stores do)."""
-        self._sqlite.count_unchanged(finished_at)
+        self._sqlite.count_unchanged(finished_at, sync)
+
+    def read_sync(self) -> dict[str, bytes]:
+        return self._sqlite.read_sync()
 
     def history(self) -> History:
         return self._sqlite.history()

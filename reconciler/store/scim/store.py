@@ -1,7 +1,7 @@
 """`ScimStore`: the Store protocol over a SCIM server and the side file (see the package's docstring)."""
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -95,18 +95,25 @@ class ScimStore:
 
     # ── apply ──
 
-    def apply(self, changes: Sequence[Change], expected_fingerprint: str, record: ApplyRecord) -> ApplyRecord:
-        """Apply the changes in order under the lock; a failure stops and says what was and was not done."""
+    def apply(self, changes: Sequence[Change], expected_fingerprint: str, record: ApplyRecord,
+              sync: Mapping[str, bytes] | None = None) -> ApplyRecord:
+        """Apply the changes in order under the lock; a failure stops and says what was and was not done.
+        `sync` (the delta-read states) is kept in the side file with the history line of an apply that went
+        through, never after a failure: the next read then starts from the state before it."""
         if not self._holding:  # the CLI holds the lock already; anyone else gets it taken for them
             with self.lock(record.actor):
-                return self.apply(changes, expected_fingerprint, record)
+                return self.apply(changes, expected_fingerprint, record, sync)
         record = replace(record, counts=record.counts or summarise(changes))
         with failures_recorded(self.side.record, lambda outcome: self._finished(record, outcome)):
             finished = self._finished(record, self._apply(changes, expected_fingerprint))
             if is_unchanged(changes, record):  # no line of its own: counted for the next one
-                self.side.count_unchanged(finished.finished_at)
+                self.side.count_unchanged(finished.finished_at, sync)
                 return finished
-            return self.side.record(finished)
+            return self.side.record(finished, sync)
+
+    def read_sync(self) -> dict[str, bytes]:
+        """The delta-read states, kept in the side file."""
+        return self.side.read_sync()
 
     def _apply(self, changes: Sequence[Change], expected_fingerprint: str) -> str:
         snapshot = self._snapshot()

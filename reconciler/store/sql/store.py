@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -389,9 +389,11 @@ class SqlStore:
 
     # ── apply ──
 
-    def apply(self, changes: Sequence[Change], expected_fingerprint: str, record: ApplyRecord) -> ApplyRecord:
+    def apply(self, changes: Sequence[Change], expected_fingerprint: str, record: ApplyRecord,
+              sync: Mapping[str, bytes] | None = None) -> ApplyRecord:
         """Apply every change or none, and record the attempt in the history either way; an apply with no
-        changes (`is_unchanged`) is counted for the next history line instead of getting its own."""
+        changes (`is_unchanged`) is counted for the next history line instead of getting its own. `sync`: the
+        delta-read states of the read the plan was made from, kept in the same transaction."""
         record = replace(record, counts=record.counts or summarise(changes))
         with failures_recorded(self.record, lambda outcome: self._finished(record, outcome)):
             with self._transaction(write=True, create=True) as tx:
@@ -399,6 +401,7 @@ class SqlStore:
                 self._check_lock(tx)
                 if self._read_state(tx).fingerprint != expected_fingerprint:
                     raise StalePlan(STALE_MESSAGE)
+                self._write_sync(tx, sync or {})
                 if is_unchanged(changes, record):
                     unchanged = self._finished(record, "applied")
                     self._count_unchanged(tx, unchanged.finished_at)
@@ -406,16 +409,35 @@ class SqlStore:
                 ChangeWriter(tx, iso(self.clock()), self.where).run(changes)
                 return self._insert_history(tx, self._finished(record, "applied"))
 
-    def record(self, record: ApplyRecord) -> ApplyRecord:
-        """Add one history line on its own, e.g. an apply refused before it reached the store."""
+    def _write_sync(self, tx: Tx, sync: Mapping[str, bytes]) -> None:
+        now = iso(self.clock())
+        for directory, state in sorted(sync.items()):
+            tx.execute("DELETE FROM directory_sync WHERE directory = ?", (directory,))
+            tx.execute("INSERT INTO directory_sync (directory, state, written_at) VALUES (?, ?, ?)",
+                       (directory, state, now))
+
+    def read_sync(self) -> dict[str, bytes]:
+        """Each directory's kept delta-read state; none where there is no store yet, or where a store too old
+        to have them is read as it is. Never creates the store."""
+        with self._reading() as tx:
+            if tx is None or not self._table_exists(tx, "directory_sync"):
+                return {}
+            return {str(directory): bytes(state) for directory, state in tx.execute(
+                "SELECT directory, state FROM directory_sync ORDER BY directory")}
+
+    def record(self, record: ApplyRecord, sync: Mapping[str, bytes] | None = None) -> ApplyRecord:
+        """Add one history line on its own, e.g. an apply refused before it reached the store; `sync` (the SCIM
+        store's side file, recording an apply made on the server) is kept with it in the same transaction."""
         with self._transaction(write=True, create=True) as tx:
             assert tx is not None
+            self._write_sync(tx, sync or {})
             return self._insert_history(tx, record)
 
-    def count_unchanged(self, finished_at: str) -> None:
+    def count_unchanged(self, finished_at: str, sync: Mapping[str, bytes] | None = None) -> None:
         """Count an apply with no changes, on its own (the SCIM store's, whose apply is not a transaction here)."""
         with self._transaction(write=True, create=True) as tx:
             assert tx is not None
+            self._write_sync(tx, sync or {})
             self._count_unchanged(tx, finished_at)
 
     def _finished(self, record: ApplyRecord, outcome: str) -> ApplyRecord:
