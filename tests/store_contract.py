@@ -759,3 +759,26 @@ def test_a_refusal_made_before_apply_can_be_recorded_on_its_own(store: Store):
                                   outcome="refused: 40 deactivations exceed safety.max_deactivations (10)"))
     assert refused.id is not None and store.history() == [refused]
     assert store.fingerprint() == empty  # history is not content: a saved plan stays current
+
+
+# ── delta-read states: kept with the apply they came with, never without one ──
+
+def test_delta_states_are_kept_with_an_apply_and_read_back_as_written(store: Store):
+    """What a delta read starts from is what the last apply kept, byte for byte, per directory."""
+    assert store.read_sync() == {}  # nothing kept yet (and no store is created by asking)
+    apply_with = store.apply([create_team("Org")], store.fingerprint(), record(), sync={"corp": b"\x00state-1", "emea": b"e1"})
+    assert apply_with.outcome == "applied"
+    assert store.read_sync() == {"corp": b"\x00state-1", "emea": b"e1"}
+    store.apply([], store.fingerprint(), record(), sync={"corp": b"state-2"})  # an apply with no changes keeps one too
+    assert store.read_sync() == {"corp": b"state-2", "emea": b"e1"}  # a directory not read this time keeps its own
+
+
+def test_a_refused_apply_keeps_no_delta_state(app: Application, store: Store):
+    """A plan refused inside the apply (stale) leaves the kept state as it was: the next read starts from the
+    state of the last apply that went through."""
+    store.apply([create_team("Org")], store.fingerprint(), record(), sync={"corp": b"before"})
+    planned_against = store.fingerprint()
+    store.apply([create_team("Other")], store.fingerprint(), record())  # the store changes after the plan
+    with pytest.raises(StalePlan):
+        store.apply([create_team("Third")], planned_against, record(), sync={"corp": b"after"})
+    assert store.read_sync() == {"corp": b"before"}
