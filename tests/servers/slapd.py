@@ -8,6 +8,11 @@ account with a size limit below the population, so a paged read is cut short
 Several instances can run at once (each has its own suffix, ports and files).
 The nis schema is loaded (posixGroup and its memberUid); `schemas` includes more
 files, such as FreeIPA's attributes (freeipa.schema) for the freeipa flavour's tests.
+`syncprov=True` adds the syncprov overlay (RFC 4533 content synchronisation, what delta reads ask)
+with `sessionlog` operations kept in its session log (0: none, so every refresh with a cookie runs
+a present phase) and, with `reloadhint=True`, syncprov-reloadhint (a cookie too old to answer from is
+refused with e-syncRefreshRequired rather than answered with the whole content); off by default, so
+the shared servers are configured as before.
 """
 from __future__ import annotations
 
@@ -34,8 +39,12 @@ class Slapd(DirectoryServer):
     kind = "openldap"
 
     def __init__(self, workdir: Path, tls: TlsFiles, suffix: str = "dc=example,dc=org", mail_domain: str = "example.org",
-                 schemas: tuple[str, ...] = ()):
+                 schemas: tuple[str, ...] = (), syncprov: bool = False, sessionlog: int = 0,
+                 reloadhint: bool = False):
         super().__init__()
+        self.syncprov = syncprov
+        self.sessionlog = sessionlog  # syncprov-sessionlog: write operations remembered for delete lists
+        self.reloadhint = reloadhint  # syncprov-reloadhint: honour a consumer's reloadHint FALSE with 4096
         self.workdir = workdir
         self.schemas = schemas  # more schema files, after the standard ones (core, cosine, nis, inetorgperson)
         self.tls = tls
@@ -84,8 +93,10 @@ class Slapd(DirectoryServer):
         return self
 
     def config(self) -> str:
-        modules = "".join(f"moduleload {m}\n" for m in MODULES if _module_available(m))
+        wanted = MODULES + (("syncprov",) if self.syncprov else ())
+        modules = "".join(f"moduleload {m}\n" for m in wanted if _module_available(m))
         extra = "".join(f"include {path}\n" for path in self.schemas)
+        sync_index = "index entryCSN,entryUUID eq\n" if self.syncprov else ""  # what syncprov searches by
         c = self.connection
         return f"""\
 include /etc/ldap/schema/core.schema
@@ -109,7 +120,7 @@ directory {self.workdir}/db
 index objectClass eq
 index uid,cn,mail eq
 index member,uniqueMember eq
-
+{sync_index}
 # slapd's default limit (500 entries) applies to everyone else; the sync account reads everything,
 # the limited one far less than the population.
 limits dn.exact="{c.bind_dn}" size=unlimited time=unlimited
@@ -126,7 +137,19 @@ access to *
 
 overlay memberof
 overlay ppolicy
-"""
+{self._syncprov_config()}"""
+
+    def _syncprov_config(self) -> str:
+        if not self.syncprov:
+            return ""
+        # the checkpoint writes contextCSN to the suffix entry every 100 operations or 10 minutes;
+        # reloadhint makes a too old cookie a refusal (4096) instead of a resend of the whole content
+        log = f"syncprov-sessionlog {self.sessionlog}\n" if self.sessionlog else ""
+        hint = "syncprov-reloadhint TRUE\n" if self.reloadhint else ""
+        return f"""
+overlay syncprov
+syncprov-checkpoint 100 10
+{log}{hint}"""
 
     # ── connections ─────────────────────────────────────────────────────────
     def admin_connection(self) -> LdapConnection:
