@@ -431,3 +431,31 @@ def test_modify_replace_of_member_on_a_unique_member_group(reader, sync_slapd):
     deltas = reader.changes(kept)
     after = reader.applied(kept, deltas)
     expect(sync_slapd, deltas[reader.groups], {reader.uuid("group:Auditors")}, set(), after.records[reader.groups])
+
+
+def test_the_live_source_reads_a_delta_that_builds_the_full_reads_directory_read(reader, sync_slapd):
+    """Through LiveSource.read_with_state, with the state kept as bytes in between: the read a delta
+    builds is the read a full read builds (users with their groups from memberOf, groups with members)."""
+    from datetime import datetime, timedelta, timezone
+
+    from reconciler.directory.delta import decode, encode
+    from reconciler.directory.ldap.source import LiveSource
+
+    directory = sync_slapd.directory()
+    now = datetime.now(timezone.utc)
+    _read, state, note = LiveSource(directory).read_with_state(None, "", timedelta(days=1), now)
+    assert note.kind == "full"
+    sync_slapd.add_to_group("user16", "Sales EMEA")
+    sync_slapd.remove_from_group("frank", "Sales EMEA")
+    sync_slapd.set_disabled("user17")
+    sync_slapd.move_user("user19", ("Research",))
+    sync_slapd.delete_user("user20")
+    kept, why_not = decode(encode(state))
+    read, _state, note = LiveSource(directory).read_with_state(kept, why_not, timedelta(days=1), now)
+    assert note.kind == "delta", note.reason
+    full = LiveSource(directory).read()
+    assert sorted(read.users, key=lambda user: user.dn) == sorted(full.users, key=lambda user: user.dn)
+    assert read.groups == full.groups
+    by_account = {user.account_name: user for user in read.users}
+    assert any("sales emea" in group for group in by_account["user16"].groups)
+    assert not any("sales emea" in group for group in by_account["frank"].groups)  # a stale memberOf would keep it
