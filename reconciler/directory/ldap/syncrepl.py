@@ -431,8 +431,9 @@ def _naming_context(connection, search: Search, suffix: str) -> NamingContext:
                              f"to it")
     if not csns:
         raise search.failure(f"the naming context {suffix!r} has no contextCSN: the syncprov overlay is not configured "
-                             f"on its database (or it holds no entries yet); configure syncprov or remove delta: from "
-                             f"this directory")
+                             f"on its database (or it holds no entries yet), and delta reads need OpenLDAP's syncprov "
+                             f"(not 389 DS's content synchronisation); configure syncprov or remove delta: from this "
+                             f"directory")
     by_sid: dict[str, str] = {}
     for csn in csns:
         match = _CSN.match(csn)
