@@ -39,8 +39,11 @@ class BenchSlapd(Slapd):
     """The test fixture's slapd (same config: mdb, memberof, ppolicy, limits), loaded with slapadd
     before it starts instead of seeded over LDAP, which would take hours at a million entries."""
 
-    def __init__(self, workdir: Path):
-        super().__init__(workdir, make_tls(workdir / "tls"), suffix=generate.SUFFIX, mail_domain=generate.MAIL_DOMAIN)
+    def __init__(self, workdir: Path, users: int = 100_000):
+        # syncprov for the delta round, with a session log that holds the churn (1% of the users, a few operations
+        # each): deletions then arrive as a list, not as the present set of every uuid
+        super().__init__(workdir, make_tls(workdir / "tls"), suffix=generate.SUFFIX, mail_domain=generate.MAIL_DOMAIN,
+                         syncprov=True, sessionlog=max(10_000, users // 10))
 
     def config(self) -> str:
         # the fixture's 100 MB map holds a test population, not a million people; mdb maps it sparsely
@@ -53,7 +56,8 @@ class BenchSlapd(Slapd):
         db.mkdir(parents=True)
         config = self.workdir / "slapd.conf"
         config.write_text(self.config())
-        subprocess.run(["slapadd", "-q", "-f", str(config), "-l", str(ldif)], check=True,
+        # -w: the suffix gets its contextCSN, which a delta read's first cookie is made from
+        subprocess.run(["slapadd", "-q", "-w", "-f", str(config), "-l", str(ldif)], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         return time.monotonic() - started
 
@@ -111,8 +115,9 @@ def median_of(samples: list[Sample]) -> dict:
     return figures
 
 
-def write_policy(folder: Path, server: BenchSlapd) -> Path:
-    policy = folder / "policy.yaml"
+def write_policy(folder: Path, server: BenchSlapd, delta: bool = False) -> Path:
+    """The bench policy; with `delta`, the same policy reading deltas (`policy-delta.yaml`, the same store)."""
+    policy = folder / ("policy-delta.yaml" if delta else "policy.yaml")
     policy.write_text(f"""\
 version: 1
 directories:
@@ -126,6 +131,7 @@ directories:
     timeouts: {{connect: 10, operation: 600}}
     users: {{search_bases: ['{generate.PEOPLE}']}}
     groups: {{search_bases: ['{generate.GROUPS}']}}
+{"    delta: {full_read_every: 1d}" if delta else ""}
 mapping:
   email: ['{{mail}}']
   display_name: '{{displayName}}'
@@ -165,6 +171,25 @@ def reader_commands(server: BenchSlapd, wanted: list[tuple[str, str, tuple[str, 
         "python_ldap": [sys.executable, "-m", "bench.readers", "python-ldap", *python_args],
         "ldap3_stock": [sys.executable, "-m", "bench.readers", "ldap3", *python_args],
     }
+
+
+def _copy_store(source: Path, target: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+        if Path(f"{source}{suffix}").exists():
+            shutil.copy(f"{source}{suffix}", f"{target}{suffix}")
+
+
+def _changes(plan: Path) -> list | None:
+    return json.loads(plan.read_text())["changes"] if plan.exists() else None
+
+
+def _state_bytes(store: Path) -> int | None:
+    import sqlite3
+
+    with sqlite3.connect(store) as db:
+        row = db.execute("SELECT sum(length(state)) FROM directory_sync").fetchone()
+    return row[0] if row else None
 
 
 def reset_store(folder: Path, source: Path | None) -> None:
@@ -209,7 +234,7 @@ def run(users: int, rounds: int, workdir: Path, seed: int, skip_references: bool
     with open(churn, "w", encoding="utf-8") as out:
         churn_counts = generate.churn_ldif(out, users, seed)
     generated = time.monotonic() - started
-    server = BenchSlapd(workdir / "slapd")
+    server = BenchSlapd(workdir / "slapd", users)
     loaded = server.load(ldif)
     print(f"bench: {users} users, {generate.group_count(users)} groups generated in {generated:.1f}s, "
           f"slapadd {loaded:.1f}s", file=sys.stderr)
@@ -248,6 +273,19 @@ def _measure_all(server, users, rounds, workdir, churn, churn_counts, skip_refer
         Path(f"{imported}{suffix}").unlink(missing_ok=True)
         if (folder / f"store.db{suffix}").exists():
             shutil.copy(folder / f"store.db{suffix}", f"{imported}{suffix}")
+    # the delta round's start: the imported store with a kept state (a full read, then an apply that changes
+    # nothing but keeps the state), and a delta plan with nothing changed in the directory
+    delta_policy = write_policy(folder, server, delta=True)
+    delta_first, delta_churn, scratch = folder / "plan-delta-first.json", folder / "plan-delta-churn.json", folder / "plan-scratch.json"
+    reset_store(folder, imported)
+    record("plan_delta_full", measure([*reconciler, "plan", str(delta_policy), "--out", str(delta_first)], env,
+                                      timings=timings))
+    record("apply_delta_full", measure([*reconciler, "apply", "--plan", str(delta_first), "--auto-approve"], env))
+    kept = workdir / "store-delta.db"
+    _copy_store(folder / "store.db", kept)
+    for _ in range(rounds):
+        record("plan_delta_nochange", measure([*reconciler, "plan", str(delta_policy), "--out", str(scratch)], env,
+                                              timings=timings))
     subprocess.run(["ldapmodify", "-x", "-c", "-H", server.connection.ldap_url, "-D",
                     server.connection.extra["admin_dn"], "-w", ADMIN_PASSWORD, "-f", str(churn)],
                    check=True, stdout=subprocess.DEVNULL)
@@ -260,6 +298,16 @@ def _measure_all(server, users, rounds, workdir, churn, churn_counts, skip_refer
         record("plan_churn", measure([*reconciler, "plan", str(policy), "--out", str(after_churn)], env,
                                      timings=timings))
         record("apply_churn", measure([*reconciler, "apply", "--plan", str(after_churn), "--auto-approve"], env))
+    for _ in range(rounds):  # the churn as a delta from the state kept before it
+        reset_store(folder, kept)
+        record("plan_delta_churn", measure([*reconciler, "plan", str(delta_policy), "--out", str(delta_churn)], env,
+                                           timings=timings))
+    same_changes = _changes(delta_churn) == _changes(after_churn)
+    record("apply_delta_churn", measure([*reconciler, "apply", "--plan", str(delta_churn), "--auto-approve"], env))
+    for _ in range(rounds):  # the next hourly run: nothing changed since the apply
+        record("plan_delta_nochange_after_churn", measure([*reconciler, "plan", str(delta_policy), "--out", str(scratch)],
+                                                          env, timings=timings))
+    reads = json.loads(delta_churn.read_text()).get("reads")
     figures = {name: median_of(s) for name, s in samples.items()}
     plan_summary = json.loads(after_churn.read_text()).get("summary") if after_churn.exists() else None
     return {
@@ -268,6 +316,9 @@ def _measure_all(server, users, rounds, workdir, churn, churn_counts, skip_refer
         "rounds": rounds,
         "churn": churn_counts,
         "churn_plan_summary": plan_summary,
+        # the delta plan of the churn has exactly the full-read plan's changes (else the delta figures mean nothing)
+        "delta": {"same_changes_as_full_read": same_changes, "reads": reads,
+                  "state_bytes": _state_bytes(kept)},
         "setup": setup,
         "machine": {**machine(), "load_after": os.getloadavg()},  # load_before: added by run()
         "figures": figures,
@@ -292,6 +343,9 @@ def ratios(figures: dict) -> dict:
         # issue 11's bar: the first plan (every user a create) at most 1.3x the 1%-churn plan; rendering never dominates
         "first_plan_vs_churn_plan": ratio("plan_initial", "plan_churn"),
         "first_plan_render_s": (figures.get("plan_initial", {}).get("stages_s") or {}).get("render"),
+        # issue 14: a delta of the churn, and one with nothing changed, against the full-read churn plan
+        "delta_churn_vs_full_churn": ratio("plan_delta_churn", "plan_churn"),
+        "delta_nochange_vs_full_churn": ratio("plan_delta_nochange_after_churn", "plan_churn"),
         "diff_share_of_plan": round(stages["diff"] / plan["wall_s"], 3) if "diff" in stages and plan else None,
         "stage_share_of_plan": {k: round(v / plan["wall_s"], 3) for k, v in stages.items()} if plan else None,
     }
