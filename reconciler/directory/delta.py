@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping
 
 from ..model import ReadNote
 
-FORMAT = 1
+FORMAT = 2
 MAX_STATE_BYTES = 2 * 1024 ** 3  # a decompressed state larger than this is not a state this version wrote
 
 
@@ -41,12 +41,38 @@ class TokenRefused(Exception):
     watermark older than the tombstone lifetime): the read falls back to a full read. The message says why."""
 
 
-@dataclass
 class SearchState:
-    """One search's token and the records it returned (id -> record as the source keeps it, JSON-able)."""
+    """One search's token and the records it returned (id -> record as the source keeps it, JSON-able).
 
-    token: str
-    records: dict[str, Any] = field(default_factory=dict)
+    Read back from the store, the records stay compressed until something asks for them (`records`): a
+    delta that finds nothing changed never decodes them, and `encode` writes them back as they came."""
+
+    def __init__(self, token: str, records: dict[str, Any] | None = None, packed: bytes | None = None):
+        self.token = token
+        self._records = records if records is not None or packed is not None else {}
+        self._packed = packed  # the zlib-compressed JSON these records were read from, while they are unchanged
+
+    @property
+    def records(self) -> dict[str, Any]:
+        if self._records is None:
+            self._records = _unpack(self._packed or b"")
+        return self._records
+
+    @records.setter
+    def records(self, records: dict[str, Any]) -> None:
+        self._records, self._packed = records, None
+
+    @property
+    def packed(self) -> bytes | None:
+        """The compressed records as read, if they were never decoded (so certainly unchanged)."""
+        return self._packed if self._records is None else None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SearchState) and (self.token, self.records) == (other.token, other.records)
+
+    def __repr__(self) -> str:
+        count = "packed" if self._records is None else len(self._records)
+        return f"SearchState(token={self.token!r}, records={count})"
 
 
 @dataclass
@@ -101,30 +127,56 @@ def scope_digest(*parts: Any) -> str:
 
 # ── kept with the store: bytes in, bytes out ──────────────────────────────────────────────
 
+MAGIC = b"reconciler-delta-state\n"
+
+
 def encode(state: SyncState) -> bytes:
-    """The state as zlib-compressed canonical JSON, produced a thousand records at a time (a million
-    records are never one string). Records that are not JSON themselves say how they are kept
-    (`to_record()`, as `RawEntry` does)."""
+    """The state as kept: a magic line, the header's length and the header (canonical JSON: everything but the
+    records), then each search's records as zlib-compressed canonical JSON, made a thousand records at a time
+    (a million records are never one string). Records that are not JSON themselves say how they are kept
+    (`to_record()`, as `RawEntry` does); records read back and never decoded are written as they came."""
+    packed = {name: search.packed if search.packed is not None else _pack(search.records)
+              for name, search in sorted(state.searches.items())}
     header = {
         "format": FORMAT, "directory": state.directory, "method": state.method, "server": state.server,
         "scope": state.scope, "version": state.version, "full_read_at": state.full_read_at,
         "changes_since_full": state.changes_since_full,
+        "searches": [{"name": name, "token": state.searches[name].token, "bytes": len(blob)} for name, blob in packed.items()],
     }
+    text = json.dumps(header, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+    return b"".join([MAGIC, len(text).to_bytes(8, "big"), text, *packed.values()])
+
+
+def _pack(records: Mapping[str, Any]) -> bytes:
     encoder = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False, default=_record_json)
     compressor = zlib.compressobj(6)
-    parts = [compressor.compress(encoder.encode(header)[:-1].encode() + b',"searches":{')]
-    for index, (name, search) in enumerate(sorted(state.searches.items())):
-        parts.append(compressor.compress(("," if index else "").encode() + encoder.encode(name).encode()
-                                         + b':{"token":' + encoder.encode(search.token).encode() + b',"records":{'))
-        items = list(search.records.items())
-        for start in range(0, len(items), 1000):
-            text = encoder.encode(dict(items[start:start + 1000]))[1:-1]
-            if text:
-                parts.append(compressor.compress((("," if start else "") + text).encode()))
-        parts.append(compressor.compress(b"}}"))
-    parts.append(compressor.compress(b"}}"))
+    parts = [compressor.compress(b"{")]
+    items = sorted(records.items())
+    for start in range(0, len(items), 1000):
+        text = encoder.encode(dict(items[start:start + 1000]))[1:-1]
+        if text:
+            parts.append(compressor.compress((("," if start else "") + text).encode()))
+    parts.append(compressor.compress(b"}"))
     parts.append(compressor.flush())
     return b"".join(parts)
+
+
+def _unpack(blob: bytes) -> dict[str, Any]:
+    decompressor = zlib.decompressobj()
+    try:
+        text = decompressor.decompress(blob, MAX_STATE_BYTES)
+        if decompressor.unconsumed_tail:
+            raise UnreadableState("the kept delta state is larger than any this version writes")
+        records = json.loads(text)
+    except (zlib.error, ValueError) as error:
+        raise UnreadableState(f"the kept delta state's records do not read ({error.__class__.__name__})") from None
+    if not isinstance(records, dict):
+        raise UnreadableState("the kept delta state's records are not a mapping")
+    return records
+
+
+class UnreadableState(Exception):
+    """Kept records that do not decode: found only when they are first used, which is a reason to read in full."""
 
 
 def _record_json(record: Any) -> Any:
@@ -135,26 +187,34 @@ def _record_json(record: Any) -> Any:
 
 
 def decode(blob: bytes | None) -> tuple[SyncState | None, str]:
-    """The state kept with the store, or None and why it cannot be used (never an exception: a state that
-    does not read is a reason for a full read, not a failed plan)."""
+    """The state kept with the store (its records still compressed), or None and why it cannot be used (never
+    an exception: a state that does not read is a reason for a full read, not a failed plan)."""
     if not blob:
         return None, "no delta state is kept yet"
+    blob = bytes(blob)
     try:
-        decompressor = zlib.decompressobj()
-        text = decompressor.decompress(bytes(blob), MAX_STATE_BYTES)
-        if decompressor.unconsumed_tail:
-            return None, "the kept delta state is larger than any this version writes"
-        document = json.loads(text)
+        if not blob.startswith(MAGIC):
+            return None, "the kept delta state has another format"
+        start = len(MAGIC) + 8
+        length = int.from_bytes(blob[len(MAGIC):start], "big")
+        document = json.loads(blob[start:start + length])
         if document.get("format") != FORMAT:
             return None, "the kept delta state has another format"
-        searches = {str(name): SearchState(str(s["token"]), dict(s["records"]))
-                    for name, s in document["searches"].items()}
+        searches, offset = {}, start + length
+        for search in document["searches"]:
+            size = int(search["bytes"])
+            if size < 0 or offset + size > len(blob):
+                return None, "the kept delta state is cut short"
+            searches[str(search["name"])] = SearchState(str(search["token"]), packed=blob[offset:offset + size])
+            offset += size
+        if offset != len(blob):
+            return None, "the kept delta state has bytes after its last search"
         return SyncState(
             directory=str(document["directory"]), method=str(document["method"]), server=str(document["server"]),
             scope=str(document["scope"]), version=str(document["version"]), full_read_at=str(document["full_read_at"]),
             searches=searches, changes_since_full=int(document.get("changes_since_full", 0)),
         ), ""
-    except (zlib.error, ValueError, KeyError, TypeError, AttributeError) as error:
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
         return None, f"the kept delta state does not read ({error.__class__.__name__})"
 
 

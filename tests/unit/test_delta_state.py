@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from reconciler.directory.delta import (Delta, SearchState, SyncState, decode, encode, reconciler_version,
-                                        scope_digest, usable)
+from reconciler.directory.delta import (MAGIC, Delta, SearchState, SyncState, UnreadableState, decode, encode,
+                                        reconciler_version, scope_digest, usable)
 from reconciler.directory.ldap.paged import RawEntry
 from reconciler.model import ReadNote
 
@@ -82,13 +82,38 @@ def test_the_encoding_is_deterministic():
     assert encode(state()) == encode(state())
 
 
+def test_kept_records_stay_compressed_until_used_and_are_written_back_as_they_came():
+    """A delta that changes nothing neither decodes the records nor compresses them again."""
+    blob = encode(state())
+    back, _ = decode(blob)
+    search = back.searches["users:ou=People"]
+    assert search.packed is not None and search._records is None  # not decoded by decode()
+    again = encode(back)
+    assert again == blob and search._records is None  # nor by encode()
+    assert RawEntry.from_record(search.records["u1"]) == RawEntry("uid=a,ou=People", {"cn": [b"A"]})
+    assert search.packed is None  # once used, it is written from the records
+
+
+def test_records_that_do_not_decode_say_so_when_first_used():
+    blob = encode(state())
+    damaged = blob[:-6] + b"\x00" * 6  # the records' compressed stream, damaged at its end
+    back, why = decode(damaged)
+    assert why == "" and back is not None  # the header reads
+    with pytest.raises(UnreadableState, match="the kept delta state's records do not read"):
+        back.searches["users:ou=People"].records
+
+
 @pytest.mark.parametrize("blob, reason", [
     (None, "no delta state is kept yet"),
     (b"", "no delta state is kept yet"),
-    (b"not zlib at all", "does not read"),
-    (zlib.compress(b"[1, 2"), "does not read"),
-    (zlib.compress(b'{"format": 99}'), "another format"),
-    (zlib.compress(b'{"format": 1, "directory": "corp"}'), "does not read"),
+    (b"not a state at all", "another format"),
+    (zlib.compress(b'{"format": 1}'), "another format"),  # the first format: read in full once, then kept anew
+    (MAGIC + (5).to_bytes(8, "big") + b"[1, 2", "does not read"),
+    (MAGIC + (14).to_bytes(8, "big") + b'{"format": 99}', "another format"),
+    (MAGIC + (35).to_bytes(8, "big") + b'{"format": 2, "directory": "corp"}', "does not read"),
+    (MAGIC + (10**9).to_bytes(8, "big") + b'{"format": 2}', "does not read"),
+    (encode(state())[:-3], "cut short"),
+    (encode(state()) + b"more", "bytes after its last search"),
 ])
 def test_a_state_that_does_not_read_is_a_reason_for_a_full_read_never_an_error(blob, reason):
     kept, why = decode(blob)

@@ -485,7 +485,13 @@ class SyncRepl:
                 raise TokenRefused(f"the kept token of {name} is not a syncprov cookie slapd would honour "
                                    f"({token[:60]!r})")
             _check_against(cookie, contexts[name], name)
-            deltas[name] = refresh(connection, search, token, cached.get(name))
+        if all(parse_cookie(tokens[name]).csns == contexts[name].csns for name in searches):  # type: ignore[union-attr]
+            # the contextCSNs are the cookies' own: nothing was written to these databases since, not even what
+            # the memberof overlay writes (only with the operation that causes it): the kept records stand as
+            # they are, untouched (never decoded)
+            return {name: Delta({}, frozenset(), None, tokens[name]) for name in searches}
+        for name, search in searches.items():
+            deltas[name] = refresh(connection, search, tokens[name], cached.get(name))
         if all(deltas[name].token == tokens[name] for name in searches):
             return deltas  # nothing at all changed in the database since the tokens
         return repair_unreplicated(connection, searches, cached, tokens, deltas, contexts)
