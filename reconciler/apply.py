@@ -77,7 +77,7 @@ def verified_saved_plan(plan_file: Path, policy_path: Path | None, load: Callabl
                               "in this folder; give the policy: reconciler apply POLICY --plan " + source)
     policy = load(policy_path if policy_path is not None else made_from)  # type: ignore[arg-type]
     check_saved_plan(saved, policy, made_from)
-    fresh = plan_policy(policy).plan
+    fresh = plan_policy(policy, plan_only=True).plan
     with refusals_recorded(fresh, policy):  # a forged or outdated plan file is worth an audit line
         verify_saved(saved, fresh, source)
     return policy, fresh
@@ -167,8 +167,24 @@ def apply_plan(plan: Plan, policy: Policy, store: Store, *, force_reason: str | 
         if on_lock is not None:
             on_lock(lock)
         if plan.sync_states:  # directories read as deltas: their new states are kept with this apply
-            return store.apply(plan.changes, plan.store_fingerprint, record, sync=plan.sync_states)
+            return store.apply(plan.changes, plan.store_fingerprint, record, sync=_with_steady_plan(plan, policy, store))
         return store.apply(plan.changes, plan.store_fingerprint, record)
+
+
+def _with_steady_plan(plan: Plan, policy: Policy, store: Store) -> dict[str, bytes]:
+    """The delta states, and the plan itself when it changes nothing (plan.steady: the next run reuses it while
+    nothing changes). The store's generation is read before its apply: a write in between makes the apply
+    stale, or leaves a kept plan whose generation is already old, which is never reused."""
+    from .directory.delta import reconciler_version
+    from .plan import steady
+
+    generation = getattr(store, "generation", lambda: None)()
+    sync = dict(plan.sync_states)
+    if plan.empty and generation is not None:
+        sync[steady.KEY] = steady.keep(plan, policy.digest, reconciler_version(), generation)
+    else:
+        sync[steady.KEY] = b""  # an apply that changes the store: a plan kept before no longer holds
+    return sync
 
 
 def _record(plan: Plan, policy: Policy, force_reason: str | None) -> ApplyRecord:

@@ -6,6 +6,8 @@ from datetime import datetime, timezone
 
 from .desired import build_desired_state
 from .directory import read_with_states
+from .directory.delta import reconciler_version
+from .plan import steady
 from .model import DesiredState, Plan, StoreState
 from .plan.make import make_plan
 from .plan.safety import recent_counts
@@ -17,8 +19,8 @@ from .timings import stage
 @dataclass
 class Planned:
     policy: Policy
-    desired: DesiredState
-    store_state: StoreState
+    desired: DesiredState | None  # None only for plan_only, when the kept plan was the plan
+    store_state: StoreState | None
     plan: Plan
 
 
@@ -39,17 +41,24 @@ def require_secrets(policy: Policy) -> None:
             value.resolve()
 
 
-def plan_policy(policy: Policy, store: Store | None = None) -> Planned:
+def plan_policy(policy: Policy, store: Store | None = None, *, plan_only: bool = False) -> Planned:
     """Reads every directory (aborting on any incomplete read), then the store, then diffs.
 
     Directories with `delta:` start from the states the store keeps (read first, on their own); the plan
-    carries the new states to its apply (`Plan.sync_states`) and says how each was read (`Plan.reads`)."""
+    carries the new states to its apply (`Plan.sync_states`) and says how each was read (`Plan.reads`).
+    `plan_only` (plan and apply, which need nothing but the plan): when every directory reads deltas, the
+    last apply kept the plan it made (one with no changes) and nothing changed since, in the directories or
+    the store, that plan is the plan (`plan.steady`), and `desired` and `store_state` are None."""
     require_secrets(policy)
     own = store is None
-    kept = _kept_states(policy, store)
+    kept, generation = _kept_states(policy, store)
+    steady_plan = steady.reuse(kept.pop(steady.KEY, None), policy_digest=policy.digest, version=reconciler_version(),
+                               generation=generation) if plan_only else None
     with stage("read"):
-        read = read_with_states(policy.directories, kept)
+        read = read_with_states(policy.directories, kept, stop_if_unchanged=steady_plan is not None)
     del kept
+    if read.unchanged and steady_plan is not None:
+        return Planned(policy, None, None, _renewed(policy, steady_plan, read, store))
     with stage("desired", "building the desired state"):
         desired = build_desired_state(policy, read.reads)
     notes, states = read.notes, read.states
@@ -68,17 +77,33 @@ def plan_policy(policy: Policy, store: Store | None = None) -> Planned:
     return Planned(policy, desired, state, plan)
 
 
-def _kept_states(policy: Policy, store: Store | None) -> dict[str, bytes]:
-    """The delta-read states the store keeps, when a directory reads deltas (else the store is not opened yet)."""
-    if not any(d.delta is not None for d in policy.directories):
-        return {}
-    if store is not None:
-        return store.read_sync()
-    opened = open_store(policy.store)
+def _renewed(policy: Policy, kept: Plan, read, store: Store | None) -> Plan:
+    """The kept plan as this run's (plan.steady.renewed): the safety window is taken from the history now."""
+    from .plan.safety import checks
+
+    opened = store or open_store(policy.store)
     try:
-        return opened.read_sync()
+        recent = recent_counts(opened.history(), policy.safety.window_hours, datetime.now(timezone.utc))
     finally:
-        opened.close()
+        if store is None:
+            opened.close()
+    return steady.renewed(kept, generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                          notes=read.notes, states=read.states,
+                          safety=checks(kept.summary, kept.managed_users, policy.safety, recent))
+
+
+def _kept_states(policy: Policy, store: Store | None) -> tuple[dict[str, bytes], str | None]:
+    """The delta-read states the store keeps and its generation, when a directory reads deltas (else the
+    store is not opened yet)."""
+    if not any(d.delta is not None for d in policy.directories):
+        return {}, None
+    opened = store or open_store(policy.store)
+    try:
+        generation = getattr(opened, "generation", lambda: None)()
+        return opened.read_sync(), generation
+    finally:
+        if store is None:
+            opened.close()
 
 
 def with_review(plan: Plan, base_path: str) -> Plan:

@@ -782,3 +782,23 @@ def test_a_refused_apply_keeps_no_delta_state(app: Application, store: Store):
     with pytest.raises(StalePlan):
         store.apply([create_team("Third")], planned_against, record(), sync={"corp": b"after"})
     assert store.read_sync() == {"corp": b"before"}
+
+
+def test_the_generation_moves_with_every_write_to_the_content_and_only_then(app: Application, store: Store):
+    """What lets a plan be reused without reading the store (plan.steady): any write to the content, by
+    reconciler or by the application behind its back, moves the generation; reads and applies that change
+    nothing do not. A store that cannot tell cheaply (SCIM) says None, and no plan is ever reused on it."""
+    seeded(store)
+    before = store.generation()
+    if store.kind == "scim":
+        assert before is None
+        return
+    assert before is not None
+    store.read(), store.history(), store.read_sync()
+    apply(store)  # an apply with no changes (counted in meta, no content written)
+    assert store.generation() == before
+    app.rename_user("corp:b2", "Edited by hand")
+    edited = store.generation()
+    assert edited != before
+    apply(store, create_team("Extra"))
+    assert store.generation() not in (before, edited)

@@ -54,7 +54,7 @@ def plan(
 
     start_progress(quiet)
     loaded = load(policy)
-    result = plan_policy(loaded).plan
+    result = plan_policy(loaded, plan_only=True).plan
     if base_policy is not None:
         result = with_review(result, str(base_policy))
     from ..timings import stage
@@ -149,7 +149,7 @@ def apply(
                    f"(plan digest {plan_digest(the_plan)}): {summary}.")
     else:
         loaded = load(policy)  # type: ignore[arg-type]
-        the_plan = plan_policy(loaded).plan
+        the_plan = plan_policy(loaded, plan_only=True).plan
         if reviewed is not None:
             from ..pipeline import with_review
 

@@ -101,17 +101,41 @@ def read_all(directories) -> list[DirectoryRead]:
 
 @dataclass
 class Reads:
-    """Every directory's read, how each was made, and the delta states to keep with the next apply."""
+    """Every directory's read, how each was made, and the delta states to keep with the next apply.
+
+    `unchanged`: every directory was read as a delta that changed nothing and, asked to stop there, no read
+    was built (`reads` is empty): the caller has the plan this content led to (`plan.steady`)."""
 
     reads: list[DirectoryRead]
     notes: list[ReadNote]
     states: dict[str, bytes]  # directory name -> `delta.encode`d state (directories with `delta:` only)
+    unchanged: bool = False
 
 
-def read_with_states(directories, kept: Mapping[str, bytes], now: datetime | None = None) -> Reads:
+def read_with_states(directories, kept: Mapping[str, bytes], now: datetime | None = None, *,
+                     stop_if_unchanged: bool = False) -> Reads:
     """Like `read_all`, with delta reads where a directory asks for them (`delta:`) and its source can make
-    them (a source with `read_with_state`; a snapshot is read in full). `kept`: the states the store keeps."""
+    them (a source with `read_with_state`; a snapshot is read in full). `kept`: the states the store keeps.
+
+    With `stop_if_unchanged`, every directory is first asked only for its changes; if none has any, no read
+    is built (`Reads.unchanged`); as soon as one has, every directory is read as usual."""
     now = now or datetime.now(timezone.utc)
+    if stop_if_unchanged and all(d.delta is not None for d in directories):
+        notes, states = [], {}
+        for d in directories:
+            current().stage(f"asking {d.name} what changed")
+            source = open_source(d)
+            if not getattr(source, "stops_if_unchanged", False):
+                break
+            state, why_not = decode(kept.get(d.name))
+            read, new_state, note = source.read_with_state(state, why_not, d.delta.full_read_every, now,
+                                                           stop_if_unchanged=True)
+            if read is not None:  # this one changed: the plan is made as always
+                break
+            notes.append(note)
+            states[d.name] = encode(new_state)
+        else:
+            return Reads([], notes, states, unchanged=True)
     reads, notes, states = [], [], {}
     for d in directories:
         current().stage(f"reading {d.name}")

@@ -69,6 +69,8 @@ class Store(Protocol):
 
     def read_sync(self) -> dict[str, bytes]: ...  # the delta-read states kept with the last apply, by directory
 
+    def generation(self) -> str | None: ...  # moves with every write to the content; None: cannot tell cheaply
+
     def history(self) -> list[ApplyRecord]: ...
 
     def record(self, record: ApplyRecord) -> ApplyRecord: ...  # one history line on its own (a refusal)

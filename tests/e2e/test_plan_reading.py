@@ -197,6 +197,9 @@ def test_a_store_from_before_the_memory_is_upgraded_and_taken_as_written(synced)
     synced.sql("DROP TABLE user_written")  # back to schema version 1, as reconciler 0.2 left it
     synced.sql("ALTER TABLE apply_history DROP COLUMN unchanged_runs")
     synced.sql("DROP TABLE directory_sync")
+    for (trigger,) in synced.sql("SELECT name FROM sqlite_master WHERE type = 'trigger'"):
+        synced.sql(f"DROP TRIGGER {trigger}")
+    synced.sql("DROP TABLE store_generation")
     synced.sql("DELETE FROM schema_version WHERE version >= 2")
     corp = synced.snapshot()
     corp.set(corp.find(sAMAccountName="zadams"), "title", "Principal Engineer")

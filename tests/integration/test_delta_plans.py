@@ -312,3 +312,71 @@ def test_the_console_script_says_how_it_read_and_a_saved_delta_plan_applies(sync
     finally:
         world.sandbox.remove()
         _remove_ou(syncprov_slapd, world.outside)
+
+
+def test_a_plan_with_nothing_changed_is_the_one_the_last_apply_kept_until_anything_changes(
+        syncprov_slapd, bind_password, tmp_path):
+    """The hourly job on a store in sync (plan.steady): after an apply that changed nothing, the next plan is
+    the kept one, made without building a read or reading the store, and equal to the full-read plan; an
+    edit in the application's store, a change in the directory and a policy edit each end that, and the
+    plan made then says what changed."""
+    import sqlite3
+
+    bind_password(syncprov_slapd)
+    world = build(syncprov_slapd, "Steady")
+    try:
+        full, delta = write_policies(tmp_path, syncprov_slapd, world, {})
+
+        def plan():
+            return plan_policy(load_policy(str(delta)), plan_only=True)
+
+        def apply(planned) -> None:
+            store = open_store(load_policy(str(delta)).store)
+            try:
+                apply_plan(planned.plan, load_policy(str(delta)), store)
+            finally:
+                store.close()
+
+        def settle():
+            """Apply until a plan with nothing to do has been applied (the kept plan then stands)."""
+            planned = plan()
+            while not planned.plan.empty:
+                apply(planned)
+                planned = plan()
+            apply(planned)
+
+        apply(plan())
+        second = plan()
+        assert second.plan.empty and second.desired is not None  # no kept plan yet: made as always
+        apply(second)  # changes nothing; keeps this plan
+        third = plan()
+        assert third.desired is None and third.store_state is None  # the kept plan, nothing built or read
+        assert comparable(third.plan) == comparable(plan_policy(load_policy(str(full))).plan)
+        assert "nothing changed in the directories or the store since the last apply" in third.plan.reads[0].reason
+        assert third.plan.reads[0].kind == "delta" and third.plan.reads[0].changed == 0
+
+        someone = f"{world.inside[2]}@{syncprov_slapd.mail_domain}"
+        with sqlite3.connect(tmp_path / "store.db") as db:  # the application edits a user behind reconciler's back
+            db.execute("UPDATE users SET display_name = 'Edited By Hand' WHERE lower(email) = lower(?)", (someone,))
+        edited = plan()
+        assert edited.desired is not None
+        assert [c.subject for c in edited.plan.changes] == [someone]
+        assert "edited in the application since the last apply" in edited.plan.changes[0].reason
+        settle()
+        assert plan().desired is None  # kept again
+
+        syncprov_slapd.set_attribute(world.inside[3], "title", "Steady State Engineer")
+        moved = plan()
+        assert moved.desired is not None and len(moved.plan.changes) == 1
+        assert moved.plan.changes[0].reason == "changed in corp: title"
+        settle()
+        assert plan().desired is None
+
+        yaml = YAML(typ="safe", pure=True)
+        document = yaml.load(delta)
+        document["lifecycle"] = {"when_disabled": "deactivate"}  # the default, written out: another digest
+        yaml.dump(document, delta)
+        assert plan().desired is not None  # another policy: the kept plan was made for the one before
+    finally:
+        world.sandbox.remove()
+        _remove_ou(syncprov_slapd, world.outside)

@@ -40,7 +40,8 @@ def version_2_store(tmp_path: Path) -> Path:
     s.record(record(finished_at="2026-11-21T10:00:00Z", outcome="applied"))  # an empty apply, recorded then
     s.close()
     execute(path, "ALTER TABLE apply_history DROP COLUMN unchanged_runs", "DROP TABLE directory_sync",
-            "DELETE FROM schema_version WHERE version >= 3")
+            *(f"DROP TRIGGER {name}" for (name,) in rows(path, "SELECT name FROM sqlite_master WHERE type = 'trigger'")),
+            "DROP TABLE store_generation", "DELETE FROM schema_version WHERE version >= 3")
     return path
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import deque
 from datetime import datetime, timedelta
 from itertools import chain
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 from ldap3.utils.conv import escape_filter_chars
 
@@ -33,7 +33,8 @@ from ...errors import DirectoryError
 from ...model import DirectoryEntry, DirectoryGroup, DirectoryRead, OutOfScope
 from ...policy.model import Directory
 from ...progress import current
-from ..delta import ReadNote, SearchState, SyncState, TokenRefused, now_text, reconciler_version, scope_digest, usable
+from ..delta import (ReadNote, SearchState, SyncState, TokenRefused, UnreadableState, now_text, reconciler_version,
+                     scope_digest, usable)
 from ..entries import EntryBuilder, lower_keys, make_group, template_attributes
 from ..filters import IN_CHAIN  # LDAP_MATCHING_RULE_IN_CHAIN: transitive membership, evaluated by AD
 from ..membership import MEMBER_OF, AccountNames, Membership, member_dn
@@ -64,6 +65,8 @@ def _parenthesised(ldap_filter: str) -> str:
 class LiveSource:
     """Reads one live directory completely, or raises DirectoryError naming what was incomplete."""
 
+    stops_if_unchanged = True  # read_with_state(..., stop_if_unchanged=True) is understood
+
     def __init__(self, directory: Directory, connection_factory=connect, delta_method=None):
         self.directory = directory
         self._connect = connection_factory  # tests hand in a fake connection
@@ -89,13 +92,16 @@ class LiveSource:
                 pass
 
     def read_with_state(self, kept: SyncState | None, why_not: str, full_read_every: timedelta,
-                        now: datetime) -> tuple[DirectoryRead, SyncState, ReadNote]:
+                        now: datetime, *, stop_if_unchanged: bool = False
+                        ) -> tuple[DirectoryRead | None, SyncState, ReadNote]:
         """A delta read from `kept` when it may be trusted, else a full read; the read, the state to keep
         with the next apply, and what the plan says about how the directory was read.
 
         Either way the users and groups searches' records are complete (the kept ones with the changes
         applied, or what a full read returned) and the read is built from them by the same code as
-        `read()`; the member_of walk (OpenLDAP) and the existence checks still ask the server."""
+        `read()`; the member_of walk (OpenLDAP) and the existence checks still ask the server. With
+        `stop_if_unchanged`, a delta that finds nothing changed returns no read (None): the caller knows
+        the plan this state led to and does not need one (`pipeline`)."""
         method = self._delta_method or delta_method_for(self.directory)
         self._extra = (method.uuid_attribute,)
         connection, _endpoint = self._connect(self.directory)
@@ -107,25 +113,28 @@ class LiveSource:
             server = method.identity(connection, searches)
             trusted, reason = usable(kept, why_not, directory=self.directory.name, method=method.name, scope=scope,
                                      full_read_every=full_read_every, now=now, server=server)
-            records = tokens = None
+            kept_now: dict[str, SearchState] | None = None
             if trusted and kept is not None:
                 try:
-                    records, tokens, touched = self._delta(connection, method, searches, kept)
+                    kept_now, touched = self._delta(connection, method, searches, kept)
                 except TokenRefused as refused:
                     reason = f"the server refused the kept token ({refused}); read in full"
-            if records is not None and kept is not None and tokens is not None:
+                except UnreadableState as unreadable:
+                    reason = f"{unreadable}; read in full"
+            if kept_now is not None and kept is not None:
                 note = ReadNote(self.directory.name, "delta", f"changes since the last apply; last full read {kept.full_read_at}",
                                 touched)
                 state = SyncState(self.directory.name, method.name, server, scope, reconciler_version(), kept.full_read_at,
-                                  {name: SearchState(tokens[name], records[name]) for name in searches},
-                                  kept.changes_since_full + touched)
+                                  kept_now, kept.changes_since_full + touched)
+                if stop_if_unchanged and touched == 0:
+                    return None, state, note
             else:
                 server, tokens = method.start(connection, searches)
-                records = {name: self._full_records(connection, method, search) for name, search in searches.items()}
                 note = ReadNote(self.directory.name, "full", reason)
                 state = SyncState(self.directory.name, method.name, server, scope, reconciler_version(), now_text(now),
-                                  {name: SearchState(tokens[name], records[name]) for name in searches})
-            self._records = {search: records[name] for name, search in searches.items()}
+                                  {name: SearchState(tokens[name], self._full_records(connection, method, search))
+                                   for name, search in searches.items()})
+            self._records = {search: state.searches[name].records for name, search in searches.items()}
             return self._read(connection), state, note
         finally:
             self._records, self._extra = None, ()
@@ -156,22 +165,23 @@ class LiveSource:
         return records
 
     def _delta(self, connection, method, searches: dict[str, Search], kept: SyncState):
+        """Each search's state after the server's changes, and how many records they touched. A search the
+        server reports no change for keeps its records as they were kept (still compressed if never used)."""
         if any(name not in kept.searches for name in searches):
             raise TokenRefused("a search has no kept token")
-        from_record = RawEntry.from_record
-        cached = {}
-        for name in searches:
-            kept_records = kept.searches[name].records
-            cached[name] = {key: from_record(record) for key, record in kept_records.items()}
-            kept_records.clear()  # the JSON form is not needed again: free it as the entries are made
+        cached = {name: KeptRecords(kept.searches[name]) for name in searches}
         deltas = method.changes(connection, searches, cached, {name: kept.searches[name].token for name in searches})
-        records, tokens, touched = {}, {}, 0
+        result, touched = {}, 0
         for name in searches:
-            delta = deltas[name]
-            records[name], count = delta.applied_to(cached[name])
-            tokens[name] = delta.token
+            delta, before = deltas[name], kept.searches[name]
+            if not delta.changed and not delta.removed and delta.present is None:
+                result[name] = SearchState(delta.token, packed=before.packed) if before.packed is not None \
+                    else SearchState(delta.token, cached[name].entries())
+                continue
+            records, count = delta.applied_to(cached[name])
+            result[name] = SearchState(delta.token, records)
             touched += count
-        return records, tokens, touched
+        return result, touched
 
     # ── the read ────────────────────────────────────────────────────────────
 
@@ -226,7 +236,9 @@ class LiveSource:
         if self._records is not None and search in self._records:
             records = self._records[search]
             current().read(self.directory.name, len(records))
-            yield from records.values()
+            from_record = RawEntry.from_record
+            for record in records.values():  # a kept record is a RawEntry or, still as kept, its JSON form
+                yield record if isinstance(record, RawEntry) else from_record(record)
             return
         pages = paged_search(connection, search, self.directory.page_size, ignore_ad_system_references=self.is_ad)
         # the worker thread alone uses the connection until the search is done (ranges included)
@@ -448,6 +460,34 @@ class EntryLookup:
         """The entry `dn` itself (a base search), or None if there is none."""
         entries, _ = self.search(dn, "(objectClass=*)", attributes, "base", 1)
         return entries[0] if entries else None
+
+
+class KeptRecords(Mapping):
+    """A search's kept records as `RawEntry` values, decoded and converted the first time they are asked for:
+    a delta method that finds nothing changed never makes them."""
+
+    def __init__(self, state: SearchState):
+        self._state = state
+        self._entries: dict[str, RawEntry] | None = None
+
+    def entries(self) -> dict[str, RawEntry]:
+        if self._entries is None:
+            from_record = RawEntry.from_record
+            try:
+                self._entries = {key: record if isinstance(record, RawEntry) else from_record(record)
+                                 for key, record in self._state.records.items()}
+            except (ValueError, TypeError, KeyError, IndexError) as error:
+                raise UnreadableState(f"the kept records do not read ({error.__class__.__name__})") from None
+        return self._entries
+
+    def __getitem__(self, key: str) -> RawEntry:
+        return self.entries()[key]
+
+    def __iter__(self):
+        return iter(self.entries())
+
+    def __len__(self) -> int:
+        return len(self.entries())
 
 
 def _one_spelling(names: set[str]) -> set[str]:

@@ -111,6 +111,10 @@ class ScimStore:
                 return finished
             return self.side.record(finished, sync)
 
+    def generation(self) -> str | None:
+        """None: a SCIM server cannot say cheaply that nothing changed on it, so a kept plan is never reused."""
+        return None
+
     def read_sync(self) -> dict[str, bytes]:
         """The delta-read states, kept in the side file."""
         return self.side.read_sync()

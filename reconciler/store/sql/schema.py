@@ -38,11 +38,14 @@ class Migration:
     version: int
     description: str
     statements: tuple[str, ...]
+    # statements one engine spells too differently for a placeholder (triggers), after the common ones
+    only: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def render(self, dialect: Dialect) -> list[str]:
         spellings = {"id_pk": dialect.id_primary_key, "id_ref": dialect.id_reference, "deferred": dialect.deferred,
                      "blob": dialect.blob}
-        return [statement.format(**spellings) for statement in self.statements]
+        own = [statement for name, statements in self.only if name == dialect.name for statement in statements]
+        return [statement.format(**spellings) for statement in self.statements] + own
 
 
 SCHEMA_VERSION_TABLE = """
@@ -173,6 +176,36 @@ MIGRATIONS += (
                 state      {blob} NOT NULL,
                 written_at TEXT NOT NULL
             )""",
+        ),
+    ),
+)
+
+# The tables whose content a plan depends on: any write to them, by reconciler or by the application, moves
+# the store's generation (store_generation), which is how a plan knows the store is as it was without reading it.
+GENERATION_TABLES = ("users", "user_links", "teams", "memberships", "user_written")
+
+MIGRATIONS += (
+    Migration(
+        version=5,
+        description="store_generation: moved by triggers on every write to the users, links, teams and memberships",
+        statements=(
+            "CREATE TABLE store_generation (id INTEGER PRIMARY KEY CHECK (id = 1), generation BIGINT NOT NULL)",
+            "INSERT INTO store_generation (id, generation) VALUES (1, 0)",
+        ),
+        only=(
+            ("sqlite", tuple(
+                f"CREATE TRIGGER {table}_{operation.lower()}_generation AFTER {operation} ON {table} "
+                f"BEGIN UPDATE store_generation SET generation = generation + 1; END"
+                for table in GENERATION_TABLES for operation in ("INSERT", "UPDATE", "DELETE"))),
+            ("postgresql", (
+                # SECURITY DEFINER: the application's role, which may write users (docs/store-postgres.md), moves
+                # the generation without any right on store_generation; the search path is pinned to the store's
+                """CREATE FUNCTION reconciler_store_changed() RETURNS trigger LANGUAGE plpgsql
+                   SECURITY DEFINER SET search_path FROM CURRENT AS $$
+                   BEGIN UPDATE store_generation SET generation = generation + 1; RETURN NULL; END $$""",
+                *(f"CREATE TRIGGER {table}_generation AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table} "
+                  f"FOR EACH STATEMENT EXECUTE FUNCTION reconciler_store_changed()" for table in GENERATION_TABLES),
+            )),
         ),
     ),
 )

@@ -410,11 +410,23 @@ class SqlStore:
                 return self._insert_history(tx, self._finished(record, "applied"))
 
     def _write_sync(self, tx: Tx, sync: Mapping[str, bytes]) -> None:
+        """Each state in `sync` replaces the one kept; an empty one removes it."""
         now = iso(self.clock())
         for directory, state in sorted(sync.items()):
             tx.execute("DELETE FROM directory_sync WHERE directory = ?", (directory,))
-            tx.execute("INSERT INTO directory_sync (directory, state, written_at) VALUES (?, ?, ?)",
-                       (directory, state, now))
+            if state:
+                tx.execute("INSERT INTO directory_sync (directory, state, written_at) VALUES (?, ?, ?)",
+                           (directory, state, now))
+
+    def generation(self) -> str | None:
+        """The store's generation: moved by every write to the content a plan depends on, whoever makes it
+        (triggers, schema version 5), so an unchanged generation is an unchanged store. None where there is no
+        store or its schema has none yet."""
+        with self._reading() as tx:
+            if tx is None or not self._table_exists(tx, "store_generation"):
+                return None
+            row = tx.one("SELECT generation FROM store_generation WHERE id = 1")
+            return None if row is None else f"{self.where}#{int(row[0])}"
 
     def read_sync(self) -> dict[str, bytes]:
         """Each directory's kept delta-read state; none where there is no store yet, or where a store too old
