@@ -178,7 +178,7 @@ class LiveSource:
                 result[name] = SearchState(delta.token, packed=before.packed) if before.packed is not None \
                     else SearchState(delta.token, cached[name].entries())
                 continue
-            records, count = delta.applied_to(cached[name])
+            records, count = delta.applied_to(cached[name].entries())
             result[name] = SearchState(delta.token, records)
             touched += count
         return result, touched
@@ -480,6 +480,7 @@ class KeptRecords(Mapping):
                 raise UnreadableState(f"the kept records do not read ({error.__class__.__name__})") from None
         return self._entries
 
+    # the dict's own methods once made: the delta methods walk these records in loops
     def __getitem__(self, key: str) -> RawEntry:
         return self.entries()[key]
 
@@ -488,6 +489,21 @@ class KeptRecords(Mapping):
 
     def __len__(self) -> int:
         return len(self.entries())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.entries()
+
+    def get(self, key: str, default=None):
+        return self.entries().get(key, default)
+
+    def items(self):
+        return self.entries().items()
+
+    def keys(self):
+        return self.entries().keys()
+
+    def values(self):
+        return self.entries().values()
 
 
 def _one_spelling(names: set[str]) -> set[str]:

@@ -725,7 +725,20 @@ def repair_unreplicated(connection, searches: Mapping[str, Search], cached: Mapp
                     if any(dn_of(v) in old_dns for v in _values_of(record, MEMBER_ATTRIBUTES)):
                         again[name].add(key)
 
-    # memberOf: groups that changed or are gone since each search's token
+    # memberOf: groups that changed or are gone since each search's token. A group a search keeps (same DN before
+    # and after) says exactly who joined and left: its member values then and now; only they are read again.
+    before: dict[str, set[str]] = {}
+    after: dict[str, set[str]] = {}
+    for name, search in searches.items():
+        if not _asks(search, MEMBER_ATTRIBUTES, operational=False):
+            continue
+        kept = cached.get(name) or {}
+        for key, entry in deltas[name].changed.items():
+            old = kept.get(key)
+            if old is not None and dn_of(old.dn) == dn_of(entry.dn):
+                group = dn_of(entry.dn)
+                before[group] = {dn_of(v) for v in _values_of(old, MEMBER_ATTRIBUTES)}
+                after[group] = {dn_of(v) for v in _values_of(entry, MEMBER_ATTRIBUTES)}
     listings: dict[str, dict[str, tuple[str, list[str]]]] = {}
     members: dict[str, list[str]] = {}
     for name, search in searches.items():
@@ -743,18 +756,23 @@ def repair_unreplicated(connection, searches: Mapping[str, Search], cached: Mapp
         delta = deltas[name]
         if not carried:  # a filter on memberOf without its values kept: who left a group is not known
             again[name].update(key for key, _record in _unchanged(kept, delta))
+        exact = {group for group in changed_groups if group in before}  # who joined and left is known
         for key, record in _unchanged(kept, delta) if carried else ():
             for value in _values_of(record, ("memberOf",)):
                 group = dn_of(value)
-                if group not in listing or group in changed_groups:
+                if group not in listing or (group in changed_groups and group not in exact):
                     again[name].add(key)
                     break
         by_dn = {dn_of(record.dn): key for key, record in _unchanged(kept, delta)} if changed_groups else {}
         fresh = {dn_of(entry.dn) for entry in delta.changed.values()}
         for group in sorted(changed_groups):
-            if group not in members:
-                members[group] = [dn_of(v) for v in _member_values(connection, search, listing[group][0])]
-            for member in members[group]:
+            if group in exact:
+                affected = sorted(before[group] ^ after[group])
+            else:
+                if group not in members:
+                    members[group] = [dn_of(v) for v in _member_values(connection, search, listing[group][0])]
+                affected = members[group]
+            for member in affected:
                 if member in by_dn:
                     again[name].add(by_dn[member])
                 elif member not in fresh and _in_scope(member, search):
