@@ -380,3 +380,50 @@ def test_a_plan_with_nothing_changed_is_the_one_the_last_apply_kept_until_anythi
     finally:
         world.sandbox.remove()
         _remove_ou(syncprov_slapd, world.outside)
+
+
+def test_a_full_read_runs_every_full_read_every_and_when_the_server_is_another(syncprov_slapd, bind_password, tmp_path):
+    """The kept state's age and origin decide: older than full_read_every, a full read (and the next state
+    starts from it); a state from another server (here: its identity edited, as a rebuilt database or
+    another provider would have), a full read; each says why in the plan."""
+    import sqlite3
+
+    from reconciler.directory.delta import decode, encode
+
+    bind_password(syncprov_slapd)
+    world = build(syncprov_slapd, "Every")
+    try:
+        _full, delta = write_policies(tmp_path, syncprov_slapd, world, {})
+        policy = load_policy(str(delta))
+
+        def apply_fresh():
+            planned = plan_policy(load_policy(str(delta)))
+            store = open_store(policy.store)
+            try:
+                apply_plan(planned.plan, policy, store)
+            finally:
+                store.close()
+            return planned.plan
+
+        def edit_state(**changes):
+            with sqlite3.connect(tmp_path / "store.db") as db:
+                (blob,) = db.execute("SELECT state FROM directory_sync WHERE directory = 'corp'").fetchone()
+                state, _ = decode(blob)
+                for name, value in changes.items():
+                    setattr(state, name, value)
+                db.execute("UPDATE directory_sync SET state = ? WHERE directory = 'corp'", (encode(state),))
+
+        apply_fresh()
+        assert apply_fresh().reads[0].kind == "delta"
+        edit_state(full_read_at="2020-01-01T00:00:00Z")
+        aged = plan_policy(load_policy(str(delta))).plan.reads[0]
+        assert aged.kind == "full" and aged.reason.startswith("the last full read was ") \
+            and aged.reason.endswith("ago (full_read_every: 1d)"), aged
+        apply_fresh()  # keeps the state of that full read: delta again from here
+        assert plan_policy(load_policy(str(delta))).plan.reads[0].kind == "delta"
+        edit_state(server="00000000-0000-0000-0000-000000000000@dc=example,dc=org:sid=000")
+        other = plan_policy(load_policy(str(delta))).plan.reads[0]
+        assert other.kind == "full" and "the server is not the one the kept state is from" in other.reason, other
+    finally:
+        world.sandbox.remove()
+        _remove_ou(syncprov_slapd, world.outside)
