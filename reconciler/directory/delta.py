@@ -25,6 +25,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping
 
 from ..model import ReadNote
+from .entries import GUID_ATTRIBUTES
 
 FORMAT = 2
 MAX_STATE_BYTES = 2 * 1024 ** 3  # a decompressed state larger than this is not a state this version wrote
@@ -262,25 +263,35 @@ def now_text(now: datetime | None = None) -> str:
 
 
 # ── LDAP records: RawEntry <-> JSON ───────────────────────────────────────────────────────
+#
+# A record is [dn, {name: [text, ...]}] or, when some values are not UTF-8 text (an objectGUID),
+# [dn, {name: [text, ...]}, {name: [base64, ...]}]. An entry made from a record keeps the text values as
+# `str` (what every consumer of an entry accepts: the entry builder, the delta methods) and shares the
+# record's mapping, so making a hundred thousand of them copies no value, and the record is written back
+# as it was read.
 
-def raw_to_record(dn: str, attributes: Mapping[str, list[bytes]]) -> list[Any]:
-    """An LDAP entry as kept: [dn, {name: [value, ...]}], UTF-8 values as text, others as {"b": base64}."""
-    kept: dict[str, list[Any]] = {}
+def raw_to_record(dn: str, attributes: Mapping[str, list[bytes | str]]) -> list[Any]:
+    texts: dict[str, list[str]] = {}
+    binary: dict[str, list[str]] = {}
     for name, values in attributes.items():
-        kept[name] = [_value(v) for v in values]
-    return [dn, kept]
+        try:
+            if name.lower() in GUID_ATTRIBUTES:  # 16 bytes that happen to be UTF-8 are still a GUID, never text
+                raise UnicodeDecodeError("utf-8", b"", 0, 1, "a GUID")
+            texts[name] = [v if isinstance(v, str) else v.decode("utf-8") for v in values]
+        except UnicodeDecodeError:
+            binary[name] = [base64.b64encode(v if isinstance(v, bytes) else v.encode("utf-8")).decode("ascii")
+                            for v in values]
+    return [dn, texts, binary] if binary else [dn, texts]
 
 
-def _value(value: bytes | str) -> Any:
-    if isinstance(value, str):
-        return value
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError:
-        return {"b": base64.b64encode(value).decode("ascii")}
-
-
-def record_to_raw(record: list[Any], make: Callable[[str, dict[str, list[bytes]]], Any]) -> Any:
-    dn, kept = record
-    return make(dn, {name: [v.encode("utf-8") if isinstance(v, str) else base64.b64decode(v["b"]) for v in values]
-                     for name, values in kept.items()})
+def record_to_raw(record: list[Any], make: Callable[..., Any]) -> Any:
+    """The entry a record describes; `make(dn, attributes, record)`."""
+    if not isinstance(record, list) or len(record) not in (2, 3) or not isinstance(record[0], str) \
+            or not isinstance(record[1], dict):
+        raise ValueError("a kept record is [dn, {name: [values]}] or [dn, texts, binary]")
+    if len(record) == 2:
+        return make(record[0], record[1], record)
+    attributes = dict(record[1])
+    for name, values in record[2].items():
+        attributes[name] = [base64.b64decode(v, validate=True) for v in values]
+    return make(record[0], attributes, record)

@@ -74,7 +74,8 @@ def test_a_state_survives_encoding_with_binary_values_and_many_records():
         ("corp", "syncrepl", "db-1", "sha256:s", reconciler_version(), "2026-11-30T06:00:00Z", 7)
     kept = back.searches["users:ou=People"]
     assert kept.token == "c" and len(kept.records) == 2_345
-    assert RawEntry.from_record(kept.records["u7"]) == many["u7"]
+    assert RawEntry.from_record(kept.records["u7"]) == RawEntry("uid=u7,ou=People", {"cn": ["User 7"], "photo": [b"\xff\x00\x01"]})
+    assert RawEntry.from_record(kept.records["u7"]) == many["u7"].kept()  # text as str, other values as bytes
     assert back.searches["groups:ou=Groups"].records == {}
 
 
@@ -90,7 +91,7 @@ def test_kept_records_stay_compressed_until_used_and_are_written_back_as_they_ca
     assert search.packed is not None and search._records is None  # not decoded by decode()
     again = encode(back)
     assert again == blob and search._records is None  # nor by encode()
-    assert RawEntry.from_record(search.records["u1"]) == RawEntry("uid=a,ou=People", {"cn": [b"A"]})
+    assert RawEntry.from_record(search.records["u1"]) == RawEntry("uid=a,ou=People", {"cn": ["A"]})
     assert search.packed is None  # once used, it is written from the records
 
 
@@ -161,3 +162,22 @@ def test_a_read_note_round_trips_through_the_plan_json():
     note = ReadNote("corp", "delta", "changes since the last apply", 12)
     assert ReadNote.from_json(note.to_json()) == note
     assert ReadNote.from_json(ReadNote("corp", "full", "no delta state is kept yet").to_json()).changed is None
+
+
+def test_a_guid_is_kept_as_bytes_even_when_its_sixteen_bytes_are_utf8():
+    """One objectGUID in 65,536 is all ASCII: kept as text, it would read back as 16 characters, not a GUID."""
+    ascii_guid = bytes(range(0x30, 0x40))
+    entry = RawEntry("CN=A,DC=corp", {"objectGUID": [ascii_guid], "cn": [b"A"]})
+    record = entry.to_record()
+    assert record == ["CN=A,DC=corp", {"cn": ["A"]}, {"objectGUID": ["MDEyMzQ1Njc4OTo7PD0+Pw=="]}]
+    back = RawEntry.from_record(record)
+    assert back.attributes["objectGUID"] == [ascii_guid] and back.attributes["cn"] == ["A"]
+    assert back.to_record() is record  # written back as it was read
+
+
+@pytest.mark.parametrize("record", [["only a dn"], "text", ["dn", ["not", "a", "mapping"]], ["dn", {}, {"x": ["%%%"]}]])
+def test_a_kept_record_of_another_shape_does_not_read(record):
+    import binascii
+
+    with pytest.raises((ValueError, binascii.Error)):
+        RawEntry.from_record(record)

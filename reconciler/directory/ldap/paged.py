@@ -10,7 +10,7 @@ deactivates everyone missing from it, so every page's result code is checked.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 from ldap3 import BASE, LEVEL, SUBTREE
@@ -66,13 +66,18 @@ class Search:
 
 @dataclass(frozen=True, slots=True)
 class RawEntry:
-    """An entry as the server sent it: DN and raw (bytes) values, attribute names as the server spelled them."""
+    """An entry as the server sent it: DN and raw (bytes) values, attribute names as the server spelled them.
+    An entry a delta state kept has its text values as `str` (`delta.record_to_raw`)."""
 
     dn: str
     attributes: dict[str, list[bytes]]
+    # the kept record it was made from, written back as it is (not compared: the same entry either way)
+    record: list | None = field(default=None, compare=False, repr=False)
 
     def to_record(self) -> list:
         """As a delta state keeps it (`delta.raw_to_record`); `from_record` reads it back."""
+        if self.record is not None:
+            return self.record
         from ..delta import raw_to_record
 
         return raw_to_record(self.dn, self.attributes)
@@ -82,6 +87,10 @@ class RawEntry:
         from ..delta import record_to_raw
 
         return record_to_raw(record, RawEntry)
+
+    def kept(self) -> "RawEntry":
+        """This entry as a kept record reads back: text values as `str`; equal to the kept one if unchanged."""
+        return self if self.record is not None else RawEntry.from_record(self.to_record())
 
 
 def result_cause(result: dict) -> str:

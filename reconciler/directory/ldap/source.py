@@ -21,7 +21,9 @@ plan stage knows (`plan.make.guard_empty_reads`), not this one.
 """
 from __future__ import annotations
 
+import binascii
 from collections import deque
+from dataclasses import replace
 from datetime import datetime, timedelta
 from itertools import chain
 from typing import Iterator, Mapping, Sequence
@@ -178,6 +180,8 @@ class LiveSource:
                 result[name] = SearchState(delta.token, packed=before.packed) if before.packed is not None \
                     else SearchState(delta.token, cached[name].entries())
                 continue
+            # what the server sent, as a kept record reads back: unchanged entries it sends again compare equal
+            delta = replace(delta, changed={key: entry.kept() for key, entry in delta.changed.items()})
             records, count = delta.applied_to(cached[name].entries())
             result[name] = SearchState(delta.token, records)
             touched += count
@@ -476,7 +480,7 @@ class KeptRecords(Mapping):
             try:
                 self._entries = {key: record if isinstance(record, RawEntry) else from_record(record)
                                  for key, record in self._state.records.items()}
-            except (ValueError, TypeError, KeyError, IndexError) as error:
+            except (ValueError, TypeError, KeyError, IndexError, binascii.Error) as error:
                 raise UnreadableState(f"the kept records do not read ({error.__class__.__name__})") from None
         return self._entries
 
