@@ -719,11 +719,17 @@ def repair_unreplicated(connection, searches: Mapping[str, Search], cached: Mapp
             elif key in delta.changed and dn_of(delta.changed[key].dn) != dn_of(record.dn):
                 old_dns.add(dn_of(record.dn))
     if old_dns:
+        names_old: dict[Any, bool] = {}  # member value as kept -> whether it names an old DN (values repeat)
         for name, search in searches.items():
             if _asks(search, MEMBER_ATTRIBUTES, operational=False):
                 for key, record in _unchanged(cached.get(name) or {}, deltas[name]):
-                    if any(dn_of(v) in old_dns for v in _values_of(record, MEMBER_ATTRIBUTES)):
-                        again[name].add(key)
+                    for value in _values_of(record, MEMBER_ATTRIBUTES):
+                        stale = names_old.get(value)
+                        if stale is None:
+                            stale = names_old[value] = dn_of(value) in old_dns
+                        if stale:
+                            again[name].add(key)
+                            break
 
     # memberOf: groups that changed or are gone since each search's token. A group a search keeps (same DN before
     # and after) says exactly who joined and left: its member values then and now; only they are read again.
@@ -757,22 +763,28 @@ def repair_unreplicated(connection, searches: Mapping[str, Search], cached: Mapp
         if not carried:  # a filter on memberOf without its values kept: who left a group is not known
             again[name].update(key for key, _record in _unchanged(kept, delta))
         exact = {group for group in changed_groups if group in before}  # who joined and left is known
+        stale_groups: dict[Any, bool] = {}  # memberOf value as kept -> whether its holder must be read again
         for key, record in _unchanged(kept, delta) if carried else ():
             for value in _values_of(record, ("memberOf",)):
-                group = dn_of(value)
-                if group not in listing or (group in changed_groups and group not in exact):
+                stale = stale_groups.get(value)
+                if stale is None:
+                    group = dn_of(value)
+                    stale = stale_groups[value] = group not in listing or (group in changed_groups and group not in exact)
+                if stale:
                     again[name].add(key)
                     break
-        by_dn = {dn_of(record.dn): key for key, record in _unchanged(kept, delta)} if changed_groups else {}
-        fresh = {dn_of(entry.dn) for entry in delta.changed.values()}
+        affected: set[str] = set()
         for group in sorted(changed_groups):
             if group in exact:
-                affected = sorted(before[group] ^ after[group])
+                affected |= before[group] ^ after[group]
             else:
                 if group not in members:
                     members[group] = [dn_of(v) for v in _member_values(connection, search, listing[group][0])]
-                affected = members[group]
-            for member in affected:
+                affected.update(members[group])
+        if affected:
+            by_dn = {dn_of(record.dn): key for key, record in _unchanged(kept, delta)}
+            fresh = {dn_of(entry.dn) for entry in delta.changed.values()}
+            for member in sorted(affected):
                 if member in by_dn:
                     again[name].add(by_dn[member])
                 elif member not in fresh and _in_scope(member, search):
