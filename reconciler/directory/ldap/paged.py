@@ -155,6 +155,20 @@ def paged_search(connection, search: Search, page_size: int, ignore_ad_system_re
             return
 
 
+def send(connection, search: Search, *, during: str = "", **options) -> dict:
+    """`connection.search` of `search` (its base, filter and scope; `options` for the rest), the result dict, or
+    `search.failure` when the connection is lost (`during`: " while <doing what>") or ldap3 refuses to send it.
+    The caller judges the result code: what it may accept (noSuchObject, sizeLimitExceeded) differs."""
+    options.setdefault("search_scope", SCOPES[search.scope])
+    try:
+        connection.search(search.base, search.filter, **options)
+    except LDAPCommunicationError as error:
+        raise search.failure(f"the connection was lost{during} ({error.__class__.__name__}: {error})") from None
+    except LDAPException as error:
+        raise search.failure(client_side_cause(error)) from None
+    return connection.result or {}
+
+
 def client_side_cause(error: Exception) -> str:
     """ldap3 refused to send the search at all: name the part of the policy that is wrong."""
     if isinstance(error, LDAPInvalidFilterError):

@@ -63,7 +63,7 @@ from pyasn1.type import namedtype, namedval, tag, univ
 
 from ...dn import normalise_dn
 from ..delta import Delta, TokenRefused
-from .paged import PAGED_RESULTS_OID, SCOPES, RawEntry, Search, client_side_cause, result_cause
+from .paged import PAGED_RESULTS_OID, SCOPES, RawEntry, Search, client_side_cause, result_cause, send
 
 SYNC_REQUEST_OID = "1.3.6.1.4.1.4203.1.9.1.1"
 SYNC_STATE_OID = "1.3.6.1.4.1.4203.1.9.1.2"
@@ -804,16 +804,8 @@ def _groups(connection, search: Search, context: NamingContext) -> dict[str, tup
     groups: dict[str, tuple[str, list[str]]] = {}
     cookie: bytes | None = None
     while True:
-        try:
-            connection.search(context.dn, GROUPS_FILTER, search_scope=SCOPES["subtree"],
-                              dereference_aliases=DEREF_NEVER, attributes=["entryCSN"], paged_size=LISTING_PAGE,
-                              paged_cookie=cookie, paged_criticality=True)
-        except LDAPCommunicationError as error:
-            raise listing.failure(f"the connection was lost while listing the groups ({error.__class__.__name__}: "
-                                  f"{error})") from None
-        except LDAPException as error:
-            raise listing.failure(client_side_cause(error)) from None
-        result = connection.result or {}
+        result = send(connection, listing, during=" while listing the groups", dereference_aliases=DEREF_NEVER,
+                      attributes=["entryCSN"], paged_size=LISTING_PAGE, paged_cookie=cookie, paged_criticality=True)
         if result.get("result") != 0:
             raise listing.failure(f"listing the groups whose members' memberOf may have changed: "
                                   f"{result_cause(result)}")
@@ -836,14 +828,8 @@ def _member_values(connection, search: Search, dn: str) -> list:
 
 
 def _plain_search(connection, search: Search, base: str, scope: str, ldap_filter: str, what: str) -> list[RawEntry]:
-    try:
-        connection.search(base, ldap_filter, search_scope=SCOPES[scope], attributes=_with_uuid(search.attributes))
-    except LDAPCommunicationError as error:
-        raise search.failure(f"the connection was lost while reading {what} again ({error.__class__.__name__}: "
-                             f"{error})") from None
-    except LDAPException as error:
-        raise search.failure(client_side_cause(error)) from None
-    result = connection.result or {}
+    asked = Search(search.directory, base, ldap_filter, scope, search.attributes)
+    result = send(connection, asked, during=f" while reading {what} again", attributes=_with_uuid(search.attributes))
     if scope == "base" and result.get("description") == "noSuchObject":
         connection.response = None
         return []

@@ -65,8 +65,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Mapping
 
-from ldap3 import BASE, LEVEL
-from ldap3.core.exceptions import LDAPCommunicationError, LDAPException
+from ldap3 import BASE
 from ldap3.utils.conv import escape_bytes, escape_filter_chars
 from ldap3.utils.dn import escape_rdn
 
@@ -74,7 +73,7 @@ from ...dn import normalise_dn
 from ...errors import DirectoryError
 from ..delta import Delta, TokenRefused
 from ..entries import guid_text
-from .paged import RawEntry, Search, client_side_cause, complete_ranges, paged_search, result_cause
+from .paged import RawEntry, Search, complete_ranges, paged_search, result_cause, send
 
 SHOW_DELETED_OID = "1.2.840.113556.1.4.417"
 SHOW_RECYCLED_OID = "1.2.840.113556.1.4.2064"
@@ -520,14 +519,8 @@ class UsnChanges:
 
     def _base(self, connection, search: Search, controls: list[tuple] | None = None) -> RawEntry | None:
         """One entry by its DN; None if it does not exist. Any other failure is a DirectoryError."""
-        try:
-            connection.search(search.base, search.filter, search_scope=BASE, attributes=list(search.attributes) or None,
-                              controls=controls)
-        except LDAPCommunicationError as error:
-            raise search.failure(f"the connection was lost ({error.__class__.__name__}: {error})") from None
-        except LDAPException as error:
-            raise search.failure(client_side_cause(error)) from None
-        result = connection.result
+        result = send(connection, search, search_scope=BASE, attributes=list(search.attributes) or None,
+                      controls=controls)
         if result.get("description") == "noSuchObject":
             return None
         if result.get("result") != 0:
@@ -539,13 +532,7 @@ class UsnChanges:
 
     def _has_children(self, connection, directory: str, dn: str) -> bool:
         search = Search(directory, dn, "(objectClass=*)", "one", ("1.1",))
-        try:
-            connection.search(dn, "(objectClass=*)", search_scope=LEVEL, attributes=["1.1"], size_limit=1)
-        except LDAPCommunicationError as error:
-            raise search.failure(f"the connection was lost ({error.__class__.__name__}: {error})") from None
-        except LDAPException as error:
-            raise search.failure(client_side_cause(error)) from None
-        result = connection.result
+        result = send(connection, search, attributes=["1.1"], size_limit=1)
         if result.get("description") == "sizeLimitExceeded":
             return True
         if result.get("result") != 0:
