@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from ..model import DirectoryEntry
+from ..model import Attributes, DirectoryEntry
 from ..policy.model import AttributeMapping, Template
 
 
@@ -18,8 +18,17 @@ def render_template(template: Template, entry: DirectoryEntry) -> str | None:
     """The template's text with each {attribute} replaced, or None if any is missing or empty."""
     text = template.text
     attributes = entry.attributes
-    for _name, key, placeholder in _names(text):
-        values = attributes.get(key)  # entry.first(name), without a call per placeholder
+    names = _names(text)
+    if type(attributes) is Attributes:  # an entry read (explain hands in other mappings)
+        first = attributes.first
+        for _name, key, placeholder in names:
+            value = first(key)
+            if not value:
+                return None
+            text = text.replace(placeholder, value)
+        return text.strip() or None
+    for _name, key, placeholder in names:
+        values = attributes.get(key)
         value = values[0] if values else None
         if not value:
             return None

@@ -10,11 +10,12 @@ from __future__ import annotations
 import base64
 import re
 import uuid
+from functools import cache
 from typing import Iterable, Mapping, Sequence
 
 from ..dn import first_rdn_value
 from ..errors import DirectoryError
-from ..model import DirectoryEntry, DirectoryGroup, DnSet
+from ..model import Attributes, DirectoryEntry, DirectoryGroup, DnSet
 from ..policy.model import AttributeMapping as PolicyMapping, Directory, DisabledRule
 
 Value = str | bytes
@@ -113,17 +114,10 @@ def template_attributes(mapping: PolicyMapping) -> frozenset[str]:
     return frozenset(name.lower() for template in templates for name in template.attributes)
 
 
-def _select(attributes: Mapping[str, Sequence[Value]], names: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
-    """Only the needed attributes (`names` lower-cased and sorted, like the keys of `attributes`), values as text."""
-    selected: dict[str, tuple[str, ...]] = {}
-    for name in names:
-        values = attributes.get(name)
-        if values:
-            if name in GUID_ATTRIBUTES:
-                selected[name] = tuple(value_text(name, v) for v in values)
-            else:
-                selected[name] = tuple(v if isinstance(v, str) else _utf8_or_base64(v) for v in values)
-    return selected
+@cache
+def _layout(names: tuple[str, ...]) -> dict[str, int]:
+    """Name -> position of `names`, one dict shared by every entry built with these names (`Attributes`)."""
+    return {name: index for index, name in enumerate(names)}
 
 
 def _utf8_or_base64(value: bytes) -> str:
@@ -136,7 +130,16 @@ def _utf8_or_base64(value: bytes) -> str:
 
 class EntryBuilder:
     """`make_entry` for the many entries of one read: the schema's attribute names are lowered and the
-    needed names sorted once per read instead of once per entry."""
+    needed names sorted once per read instead of once per entry.
+
+    Per entry it keeps the needed values in the compact form of `model.Attributes` (aligned to the read's
+    names, one text where there is one value) and the groups as a `DnSet`. Values that repeat across the
+    read (a department, a title) are decoded once and the one text shared by every entry that has it; an
+    attribute whose values turn out to be mostly distinct (mail, displayName) stops being looked up after
+    a couple of thousand entries, so the sharing costs nothing where it saves nothing.
+    """
+
+    SHARED_DISTINCT = 2048  # distinct values an attribute may show beyond half the entries read and still be shared
 
     def __init__(self, directory: Directory, needed: Iterable[str] | None = None):
         schema = directory.schema
@@ -146,6 +149,39 @@ class EntryBuilder:
         self.disabled, self.disabled_key = schema.disabled, schema.disabled.attribute.lower()
         wanted = template_attributes(directory.mapping) if needed is None else needed
         self.names = tuple(sorted({n.lower() for n in wanted}))
+        self.layout = _layout(self.names)
+        # per needed attribute, in `names` order: (name, whether it holds GUIDs, raw value -> text while shared)
+        self._columns = [(name, name in GUID_ATTRIBUTES, {}) for name in self.names]
+        self._built = 0
+
+    def _values(self, lowered: Mapping[str, Sequence[Value]]) -> tuple[str | tuple[str, ...] | None, ...]:
+        """The needed values, aligned to `names`: None, one text, or a tuple of texts."""
+        row: list[str | tuple[str, ...] | None] = []
+        for column in self._columns:
+            name, guid, texts = column
+            values = lowered.get(name)
+            if not values:
+                row.append(None)
+                continue
+            if texts is not None and len(values) == 1:
+                value = values[0]
+                text = texts.get(value)
+                if text is None:
+                    text = texts[value] = self._text(name, guid, value)
+                    if len(texts) * 2 > self._built + self.SHARED_DISTINCT:  # mostly distinct: stop sharing
+                        self._columns[self._columns.index(column)] = (name, guid, None)
+                row.append(text)
+                continue
+            texts = tuple(self._text(name, guid, value) for value in values)
+            row.append(texts[0] if len(texts) == 1 else texts)
+        self._built += 1
+        return tuple(row)
+
+    @staticmethod
+    def _text(name: str, guid: bool, value: Value) -> str:
+        if isinstance(value, str):
+            return value
+        return value_text(name, value) if guid else _utf8_or_base64(value)
 
     def __call__(self, dn: str, attributes: RawAttributes, search_base: str, groups: Iterable[str] = ()) -> DirectoryEntry:
         lowered = lower_keys(attributes)
@@ -155,7 +191,7 @@ class EntryBuilder:
             dn,
             anchor_text(self.name, dn, self.anchor, lowered.get(self.anchor_key, ())),
             value_text(self.account, account_values[0]) if account_values else None,
-            _select(lowered, self.names),
+            Attributes(self.layout, self._values(lowered)),  # 120 bytes at four attributes, not a dict of tuples
             is_disabled(self.disabled, lowered.get(self.disabled_key, ())),
             search_base,
             DnSet(groups),  # a tuple, not a frozenset: 80 bytes for five groups instead of 472

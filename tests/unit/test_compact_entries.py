@@ -53,3 +53,49 @@ def test_a_dn_set_survives_pickling():
     dns = DnSet(["a", "b"])
     again = pickle.loads(pickle.dumps(dns))
     assert type(again) is DnSet and again == dns
+
+
+# ── Attributes ───────────────────────────────────────────────────────────────
+
+from reconciler.directory.entries import EntryBuilder  # noqa: E402
+from reconciler.model import Attributes, DirectoryEntry  # noqa: E402
+
+from tests.factories import directory  # noqa: E402
+
+
+def test_attributes_read_as_the_dict_of_tuples_they_replace():
+    plain = {"mail": ("ann@x",), "cn": ("Ann", "Anna"), "title": ("",)}
+    attributes = Attributes.of(plain)
+    assert attributes == plain and plain == attributes and not (attributes != plain)
+    assert dict(attributes) == plain and list(attributes) == ["mail", "cn", "title"] and len(attributes) == 3
+    assert attributes["cn"] == ("Ann", "Anna") and attributes["mail"] == ("ann@x",)
+    assert attributes.get("mail") == ("ann@x",) and attributes.get("sn") is None and attributes.get("sn", ()) == ()
+    assert "mail" in attributes and "sn" not in attributes
+    assert attributes.first("cn") == "Ann" and attributes.first("title") == "" and attributes.first("sn") is None
+    assert sorted(attributes.items()) == sorted(plain.items())
+    with pytest.raises(KeyError):
+        attributes["sn"]
+    assert repr(attributes) == repr(plain)
+    assert pickle.loads(pickle.dumps(attributes)) == plain
+
+
+def test_attributes_leave_out_names_without_values():
+    assert Attributes.of({"mail": (), "cn": ["Ann"]}) == {"cn": ("Ann",)}
+    sparse = Attributes({"cn": 0, "mail": 1, "sn": 2}, ("Ann", None, ("A", "B")))
+    assert sparse == {"cn": ("Ann",), "sn": ("A", "B")} and len(sparse) == 2 and "mail" not in sparse
+
+
+def test_an_entry_made_with_a_dict_and_a_frozenset_holds_the_compact_forms():
+    entry = DirectoryEntry("corp", "cn=a", "guid", "a", {"mail": ("a@x",)}, False, "dc=x", frozenset({"cn=g"}))
+    assert type(entry.attributes) is Attributes and type(entry.groups) is DnSet
+    assert entry.attributes == {"mail": ("a@x",)} and entry.groups == {"cn=g"} and entry.first("MAIL") == "a@x"
+
+
+def test_the_builder_shares_repeated_values_and_stops_sharing_distinct_ones():
+    build = EntryBuilder(directory(), needed=["department", "mail"])
+    entries = [build(f"CN=u{n},DC=x", {"objectGUID": [bytes(16 - len(str(n))) + str(n).encode()],
+                                       "department": [b"Engineering"], "mail": [f"u{n}@x".encode()]}, "DC=x")
+               for n in range(EntryBuilder.SHARED_DISTINCT * 2)]
+    assert all(e.attributes == {"department": ("Engineering",), "mail": (f"u{n}@x",)} for n, e in enumerate(entries))
+    assert len({id(e.first("department")) for e in entries}) == 1  # one string for every entry
+    assert [name for name, _guid, texts in build._columns if texts is None] == ["mail"]  # no longer looked up
