@@ -21,12 +21,10 @@ plan stage knows (`plan.make.guard_empty_reads`), not this one.
 """
 from __future__ import annotations
 
-import binascii
 from collections import deque
-from dataclasses import replace
 from datetime import datetime, timedelta
 from itertools import chain
-from typing import Iterator, Mapping, Sequence
+from typing import Iterator, Sequence
 
 from ldap3.utils.conv import escape_filter_chars
 
@@ -37,6 +35,7 @@ from ...policy.model import Directory
 from ...progress import current
 from ..delta import (ReadNote, SearchState, SyncState, TokenRefused, UnreadableState, now_text, reconciler_version,
                      scope_digest, usable)
+from .delta_read import delta_method_for, delta_since, keyed_records
 from ..entries import EntryBuilder, lower_keys, make_group, template_attributes
 from ..filters import IN_CHAIN  # LDAP_MATCHING_RULE_IN_CHAIN: transitive membership, evaluated by AD
 from ..membership import MEMBER_OF, AccountNames, Membership, member_dn
@@ -118,7 +117,7 @@ class LiveSource:
             kept_now: dict[str, SearchState] | None = None
             if trusted and kept is not None:
                 try:
-                    kept_now, touched = self._delta(connection, method, searches, kept)
+                    kept_now, touched = delta_since(connection, method, searches, kept)
                 except TokenRefused as refused:
                     reason = f"the server refused the kept token ({refused}); read in full"
                 except UnreadableState as unreadable:
@@ -134,7 +133,7 @@ class LiveSource:
                 server, tokens = method.start(connection, searches)
                 note = ReadNote(self.directory.name, "full", reason)
                 state = SyncState(self.directory.name, method.name, server, scope, reconciler_version(), now_text(now),
-                                  {name: SearchState(tokens[name], self._full_records(connection, method, search))
+                                  {name: SearchState(tokens[name], keyed_records(self._entries(connection, search), method, self.directory))
                                    for name, search in searches.items()})
             self._records = {search: state.searches[name].records for name, search in searches.items()}
             return self._read(connection), state, note
@@ -154,38 +153,6 @@ class LiveSource:
         named.update({f"groups:{base}": search for base, search in
                       self._searches(groups.search_bases, groups.filter, groups.scope, self.group_attributes())})
         return named
-
-    def _full_records(self, connection, method, search: Search) -> dict[str, RawEntry]:
-        records: dict[str, RawEntry] = {}
-        for raw in self._entries(connection, search):
-            uuid = method.uuid_of(raw)
-            if uuid is None:
-                raise DirectoryError(f"directory {self.directory.name}: entry {raw.dn} has no {method.uuid_attribute}, "
-                                     f"which delta reads key entries by; remove delta: from this directory",
-                                     self.directory.location)
-            records[uuid] = raw
-        return records
-
-    def _delta(self, connection, method, searches: dict[str, Search], kept: SyncState):
-        """Each search's state after the server's changes, and how many records they touched. A search the
-        server reports no change for keeps its records as they were kept (still compressed if never used)."""
-        if any(name not in kept.searches for name in searches):
-            raise TokenRefused("a search has no kept token")
-        cached = {name: KeptRecords(kept.searches[name]) for name in searches}
-        deltas = method.changes(connection, searches, cached, {name: kept.searches[name].token for name in searches})
-        result, touched = {}, 0
-        for name in searches:
-            delta, before = deltas[name], kept.searches[name]
-            if not delta.changed and not delta.removed and delta.present is None:
-                result[name] = SearchState(delta.token, packed=before.packed) if before.packed is not None \
-                    else SearchState(delta.token, cached[name].entries())
-                continue
-            # what the server sent, as a kept record reads back: unchanged entries it sends again compare equal
-            delta = replace(delta, changed={key: entry.kept() for key, entry in delta.changed.items()})
-            records, count = delta.applied_to(cached[name].entries())
-            result[name] = SearchState(delta.token, records)
-            touched += count
-        return result, touched
 
     # ── the read ────────────────────────────────────────────────────────────
 
@@ -466,64 +433,9 @@ class EntryLookup:
         return entries[0] if entries else None
 
 
-class KeptRecords(Mapping):
-    """A search's kept records as `RawEntry` values, decoded and converted the first time they are asked for:
-    a delta method that finds nothing changed never makes them."""
-
-    def __init__(self, state: SearchState):
-        self._state = state
-        self._entries: dict[str, RawEntry] | None = None
-
-    def entries(self) -> dict[str, RawEntry]:
-        if self._entries is None:
-            from_record = RawEntry.from_record
-            try:
-                self._entries = {key: record if isinstance(record, RawEntry) else from_record(record)
-                                 for key, record in self._state.records.items()}
-            except (ValueError, TypeError, KeyError, IndexError, binascii.Error) as error:
-                raise UnreadableState(f"the kept records do not read ({error.__class__.__name__})") from None
-        return self._entries
-
-    # the dict's own methods once made: the delta methods walk these records in loops
-    def __getitem__(self, key: str) -> RawEntry:
-        return self.entries()[key]
-
-    def __iter__(self):
-        return iter(self.entries())
-
-    def __len__(self) -> int:
-        return len(self.entries())
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.entries()
-
-    def get(self, key: str, default=None):
-        return self.entries().get(key, default)
-
-    def items(self):
-        return self.entries().items()
-
-    def keys(self):
-        return self.entries().keys()
-
-    def values(self):
-        return self.entries().values()
-
-
 def _one_spelling(names: set[str]) -> set[str]:
     """Attribute names once each, whatever their case (entryUUID from the schema and from a delta method)."""
     return set({name.lower(): name for name in sorted(names)}.values())
-
-
-def delta_method_for(directory: Directory):
-    """The change feed of the directory's kind: uSNChanged on Active Directory, RFC 4533 elsewhere."""
-    if directory.flavour == "active-directory":
-        from .usn import UsnChanges
-
-        return UsnChanges(page_size=directory.page_size)
-    from .syncrepl import SyncRepl
-
-    return SyncRepl()
 
 
 def _dc_suffix(dn: str) -> str | None:
