@@ -120,6 +120,7 @@ def read_with_states(directories, kept: Mapping[str, bytes], now: datetime | Non
     With `stop_if_unchanged`, every directory is first asked only for its changes; if none has any, no read
     is built (`Reads.unchanged`); as soon as one has, every directory is read as usual."""
     now = now or datetime.now(timezone.utc)
+    made: dict[str, tuple[DirectoryRead, bytes, ReadNote]] = {}  # a read the first pass had to build anyway
     if stop_if_unchanged and all(d.delta is not None for d in directories):
         notes, states = [], {}
         for d in directories:
@@ -130,7 +131,8 @@ def read_with_states(directories, kept: Mapping[str, bytes], now: datetime | Non
             state, why_not = decode(kept.get(d.name))
             read, new_state, note = source.read_with_state(state, why_not, d.delta.full_read_every, now,
                                                            stop_if_unchanged=True)
-            if read is not None:  # this one changed: the plan is made as always
+            if read is not None:  # this one changed: the plan is made as always, with this read
+                made[d.name] = (read, encode(new_state), note)
                 break
             notes.append(note)
             states[d.name] = encode(new_state)
@@ -138,6 +140,11 @@ def read_with_states(directories, kept: Mapping[str, bytes], now: datetime | Non
             return Reads([], notes, states, unchanged=True)
     reads, notes, states = [], [], {}
     for d in directories:
+        if d.name in made:
+            read, states[d.name], note = made.pop(d.name)
+            reads.append(read)
+            notes.append(note)
+            continue
         current().stage(f"reading {d.name}")
         source = open_source(d)
         if d.delta is None or not hasattr(source, "read_with_state"):

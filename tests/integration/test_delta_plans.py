@@ -366,7 +366,13 @@ def test_a_plan_with_nothing_changed_is_the_one_the_last_apply_kept_until_anythi
         assert plan().desired is None  # kept again
 
         syncprov_slapd.set_attribute(world.inside[3], "title", "Steady State Engineer")
-        moved = plan()
+        from unittest import mock
+
+        from reconciler.directory.ldap.syncrepl import SyncRepl
+
+        with mock.patch.object(SyncRepl, "changes", autospec=True, side_effect=SyncRepl.changes) as asked:
+            moved = plan()
+        assert asked.call_count == 1  # the read the check for changes built is the read planned from, not made twice
         assert moved.desired is not None and len(moved.plan.changes) == 1
         assert moved.plan.changes[0].reason == "changed in corp: title"
         settle()
