@@ -16,6 +16,10 @@ from ..policy.model import Policy
 from .scope import Candidate
 
 
+# Everyone's memberships outside group-teams: one empty set, not one per person (an empty frozenset is 216 bytes)
+NO_TEAMS: frozenset[str] = frozenset()
+
+
 def team_key(path: list[str]) -> str:
     """Team keys are '/'-joined paths; a '/' inside a name is escaped so paths stay unambiguous."""
     return "/".join(p.replace("\\", "\\\\").replace("/", "\\/") for p in path)
@@ -75,7 +79,7 @@ class Placement:
     def group_teams(self, person: list[Candidate]) -> frozenset[str]:
         """group-teams: a team per group any of the person's entries is in, through nesting too."""
         if self.policy.placement.mode != "group-teams":
-            return frozenset()
+            return NO_TEAMS
         keys: set[str] = set()
         root = team_key([self.policy.placement.root])
         for c in person:
@@ -87,4 +91,4 @@ class Placement:
                 key = f"group:{group.anchor}"
                 self.teams.setdefault(key, DesiredTeam(key, group.name, root))
                 keys.add(key)
-        return frozenset(keys)
+        return frozenset(keys) if keys else NO_TEAMS

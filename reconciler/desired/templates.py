@@ -21,6 +21,9 @@ def render_template(template: Template, entry: DirectoryEntry) -> str | None:
     names = _names(text)
     if type(attributes) is Attributes:  # an entry read (explain hands in other mappings)
         first = attributes.first
+        if len(names) == 1 and names[0][2] == text:  # the template is one attribute: its text, shared, not a copy
+            value = first(names[0][1])
+            return (value.strip() or None) if value else None
         for _name, key, placeholder in names:
             value = first(key)
             if not value:
@@ -41,7 +44,8 @@ def email_of(mapping: AttributeMapping, entry: DirectoryEntry) -> tuple[str | No
     for template in mapping.email:
         value = render_template(template, entry)
         if value:
-            return value.lower(), template.text
+            lowered = value.lower()
+            return (value if lowered == value else lowered), template.text  # mail is mostly lower case: shared
     return None, None
 
 

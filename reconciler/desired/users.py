@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..model import DesiredUser, Link
 from .placement import Placement
 from .scope import Candidate, Verdicts
+from .sharing import Sharing
 from .templates import render_template
 
 
@@ -15,17 +16,24 @@ def desired_users(people: list[list[Candidate]], placement: Placement, verdicts:
     them through when it is "delete"."""
     users: dict[str, DesiredUser] = {}
     reasons: dict[tuple[str, str], str] = {}  # (directory, email rule) -> the imported verdict's reason
+    # equal (name, value) pairs and attributes tuples made once (sharing.py): most people share a department
+    share_pair: dict[str, Sharing] = {}  # by attribute name
+    share_attributes = Sharing()
     for person in people:
         winner = person[0]
         entry, directory = winner.entry, winner.directory
         key = f"{directory.name}:{entry.anchor}"
         team, rule = placement.place(winner)
         display = render_template(directory.mapping.display_name, entry) or entry.account_name or winner.email
-        attributes = tuple(
-            (name, value)
-            for name, template in directory.mapping.attributes
-            if (value := render_template(template, entry)) is not None
-        )
+        pairs = []
+        for name, template in directory.mapping.attributes:
+            value = render_template(template, entry)
+            if value is not None:
+                share = share_pair.get(name)
+                if share is None:
+                    share = share_pair[name] = Sharing()
+                pairs.append(share((name, value)))
+        attributes = share_attributes(tuple(pairs))
         users[key] = DesiredUser(
             key=key,
             email=winner.email,

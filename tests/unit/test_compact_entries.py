@@ -99,3 +99,33 @@ def test_the_builder_shares_repeated_values_and_stops_sharing_distinct_ones():
     assert all(e.attributes == {"department": ("Engineering",), "mail": (f"u{n}@x",)} for n, e in enumerate(entries))
     assert len({id(e.first("department")) for e in entries}) == 1  # one string for every entry
     assert [name for name, _guid, texts in build._columns if texts is None] == ["mail"]  # no longer looked up
+
+
+# ── the desired state, sharing and letting entries go ─────────────────────────
+
+import gc  # noqa: E402
+from dataclasses import replace as replaced  # noqa: E402
+
+from reconciler.desired import build_desired_state  # noqa: E402
+from reconciler.policy.model import Identity, Placement  # noqa: E402
+
+from tests.factories import directory, group, person, policy, read  # noqa: E402
+
+
+def _reads():
+    ann = person("Ann Lee", ou="OU=Sales", department="Sales", title="Manager",
+                 groups=("CN=Platform,OU=Groups,DC=corp,DC=example,DC=com",))
+    bob = person("Bob Stone", ou="OU=Sales", department="Sales", title="Manager", mail="Bob.Stone@CORP.example.com")
+    clash = [person("Twin One", mail="twin@corp.example.com"), person("Twin Two", mail="twin@corp.example.com")]
+    off = person("Off Person", disabled=True)
+    emea = person("Ann Lee", directory="emea", anchor="emea-guid", department="EMEA Sales")
+    return [read(ann, bob, *clash, off, groups=(group("Platform", ann.dn),)), read(emea, directory="emea")]
+
+
+def test_people_with_equal_attributes_share_them_and_everyone_shares_no_memberships():
+    state = build_desired_state(policy(placement=Placement(mode="ou-teams")), _reads()[:1])
+    ann, bob = state.users["corp:guid-ann.lee"], state.users["corp:guid-bob.stone"]
+    assert ann.attributes == bob.attributes and ann.attributes is bob.attributes
+    assert ann.memberships == frozenset() and ann.memberships is bob.memberships
+    assert bob.email == "bob.stone@corp.example.com"
+    assert state.users["corp:guid-ann.lee"].email == "ann.lee@corp.example.com"
