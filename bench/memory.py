@@ -213,6 +213,9 @@ def account_read(read) -> Tally:
             tally.deep(f"entry.{name}", getattr(entry, name))
         attributes = entry.attributes
         tally.add("entry.attributes container", attributes)
+        if hasattr(attributes, "_values"):  # model.Attributes: the values aligned to the read's names
+            tally.add("entry.attributes value tuples", attributes._values)
+            tally.deep("entry.attributes names", attributes._layout)
         for name, values in attributes.items():
             tally.deep("entry.attributes names", name)
             tally.add("entry.attributes value tuples", values)
@@ -275,6 +278,11 @@ def profile(args) -> None:
             line += f"  traced {current / 2**20:7.1f} MB, peak {peak / 2**20:7.1f} MB"
             tracemalloc.reset_peak()
         print(line, flush=True)
+        if args.trace and args.top:
+            top = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
+            for stat in top.statistics("lineno")[: args.top]:
+                frame = stat.traceback[0]
+                print(f"    {stat.size / 2**20:7.1f} MB {stat.count:>9,}  {frame.filename.replace(str(ROOT) + '/', '')}:{frame.lineno}")
 
     from reconciler.desired import build_desired_state
     from reconciler.directory import read_all
@@ -292,7 +300,8 @@ def profile(args) -> None:
     if args.account:
         account_read(reads[0]).report("the read (DirectoryRead)", users)
     started = time.perf_counter()
-    desired = build_desired_state(policy, reads)
+    desired = build_desired_state(policy, reads, release_entries=True) if args.release else \
+        build_desired_state(policy, reads)
     mark("desired", started)
     if args.account:
         account_desired(desired).report("the desired state", users)
@@ -341,6 +350,9 @@ def main(argv: list[str] | None = None) -> None:
             command.add_argument("--trace", action="store_true", help="tracemalloc: Python's own figures (slower)")
             command.add_argument("--account", action="store_true", help="bytes per part of an entry")
             command.add_argument("--store", choices=("churn", "first"), help="go on: store read and diff")
+            command.add_argument("--release", action="store_true",
+                                 help="build_desired_state(release_entries=True), as a plan may (the entries let go)")
+            command.add_argument("--top", type=int, default=0, help="with --trace: the N lines holding most after each stage")
     args = parser.parse_args(argv)
     {"setup": setup, "measure": measure, "profile": profile, "stop": stop}[args.command](args)
 

@@ -38,11 +38,15 @@ class Verdicts:
         self.items.sort(key=lambda v: (rank[v.directory], normalise_dn(v.dn)))
         return self.items
 
-    def counts(self, policy: Policy, reads: dict[str, DirectoryRead]) -> dict[str, dict[str, int]]:
+    def counts(self, policy: Policy, reads: dict[str, DirectoryRead],
+               in_scope: dict[str, int] | None = None) -> dict[str, dict[str, int]]:
+        """Per directory: entries read, in scope (`in_scope`, counted before the entries were let go, or
+        the reads' users now), and how many of them each verdict took."""
         counts: dict[str, dict[str, int]] = {}
         for d in policy.directories:
             read = reads[d.name]
-            counts[d.name] = {"read": read.entries_read, "in_scope": len(read.users),
+            users = in_scope[d.name] if in_scope is not None else len(read.users)
+            counts[d.name] = {"read": read.entries_read, "in_scope": users,
                               "imported": 0, "ignored": 0, "disabled": 0}
         for v in self.items:
             counts[v.directory][v.verdict] += 1

@@ -9,8 +9,9 @@ from .templates import render_template
 
 
 def desired_users(people: list[list[Candidate]], placement: Placement, verdicts: Verdicts,
-                  when_disabled: str = "deactivate") -> dict[str, DesiredUser]:
-    """`when_disabled` decides the status of people imported although disabled (users.include_disabled):
+                  when_disabled: str = "deactivate", release: bool = False) -> dict[str, DesiredUser]:
+    """`release`: each person's place in `people` is emptied once they are built, so that their entries can
+    go (`build_desired_state(release_entries=True)`). `when_disabled` decides the status of people imported although disabled (users.include_disabled):
     created and kept deactivated ("deactivate"), or left as the store has them ("keep"; new ones are
     created deactivated all the same: a disabled account is never given access). Scope does not let
     them through when it is "delete"."""
@@ -19,7 +20,9 @@ def desired_users(people: list[list[Candidate]], placement: Placement, verdicts:
     # equal (name, value) pairs and attributes tuples made once (sharing.py): most people share a department
     share_pair: dict[str, Sharing] = {}  # by attribute name
     share_attributes = Sharing()
-    for person in people:
+    for index, person in enumerate(people):
+        if release:
+            people[index] = None  # type: ignore[call-overload]  (this loop holds the person until the next)
         winner = person[0]
         entry, directory = winner.entry, winner.directory
         key = f"{directory.name}:{entry.anchor}"

@@ -104,7 +104,6 @@ def test_the_builder_shares_repeated_values_and_stops_sharing_distinct_ones():
 # ── the desired state, sharing and letting entries go ─────────────────────────
 
 import gc  # noqa: E402
-from dataclasses import replace as replaced  # noqa: E402
 
 from reconciler.desired import build_desired_state  # noqa: E402
 from reconciler.policy.model import Identity, Placement  # noqa: E402
@@ -120,6 +119,21 @@ def _reads():
     off = person("Off Person", disabled=True)
     emea = person("Ann Lee", directory="emea", anchor="emea-guid", department="EMEA Sales")
     return [read(ann, bob, *clash, off, groups=(group("Platform", ann.dn),)), read(emea, directory="emea")]
+
+
+def test_letting_entries_go_builds_the_same_desired_state_and_frees_them():
+    for mode in ("ou-teams", "group-teams"):
+        p = policy(directory("corp"), directory("emea"), placement=Placement(mode=mode),
+                   identity=Identity(precedence=("emea", "corp")))
+        kept = build_desired_state(p, _reads())
+        reads = _reads()
+        entries = [e for r in reads for e in r.users]
+        released = build_desired_state(p, reads, release_entries=True)
+        assert released == kept
+        assert all(r.users == [] for r in reads)
+        gc.collect()
+        # nothing but this test's list holds an entry: the desired state keeps none of them alive
+        assert all(gc.get_referrers(e) == [entries] for e in entries)
 
 
 def test_people_with_equal_attributes_share_them_and_everyone_shares_no_memberships():
