@@ -118,42 +118,43 @@ def read_with_states(directories, kept: Mapping[str, bytes], now: datetime | Non
     them (a source with `read_with_state`; a snapshot is read in full). `kept`: the states the store keeps.
 
     With `stop_if_unchanged`, every directory is first asked only for its changes; if none has any, no read
-    is built (`Reads.unchanged`); as soon as one has, every directory is read as usual."""
+    is built (`Reads.unchanged`); as soon as one has, every directory is read as usual (that one's read,
+    built already, is kept, not made again)."""
     now = now or datetime.now(timezone.utc)
-    made: dict[str, tuple[DirectoryRead, bytes, ReadNote]] = {}  # a read the first pass had to build anyway
+    made: dict[str, tuple[DirectoryRead | None, bytes, ReadNote]] = {}
     if stop_if_unchanged and all(d.delta is not None for d in directories):
-        notes, states = [], {}
         for d in directories:
             current().stage(f"asking {d.name} what changed")
             source = open_source(d)
             if not getattr(source, "stops_if_unchanged", False):
                 break
-            state, why_not = decode(kept.get(d.name))
-            read, new_state, note = source.read_with_state(state, why_not, d.delta.full_read_every, now,
-                                                           stop_if_unchanged=True)
-            if read is not None:  # this one changed: the plan is made as always, with this read
-                made[d.name] = (read, encode(new_state), note)
+            made[d.name] = _with_state(source, d, kept, now, stop_if_unchanged=True)
+            if made[d.name][0] is not None:  # this one changed: the plan is made as always
                 break
-            notes.append(note)
-            states[d.name] = encode(new_state)
         else:
-            return Reads([], notes, states, unchanged=True)
+            return Reads([], [note for _, _, note in made.values()],
+                         {name: state for name, (_, state, _) in made.items()}, unchanged=True)
     reads, notes, states = [], [], {}
     for d in directories:
-        if d.name in made:
-            read, states[d.name], note = made.pop(d.name)
-            reads.append(read)
-            notes.append(note)
-            continue
-        current().stage(f"reading {d.name}")
-        source = open_source(d)
-        if d.delta is None or not hasattr(source, "read_with_state"):
-            reads.append(source.read())
-            continue
-        state, why_not = decode(kept.get(d.name))
-        read, new_state, note = source.read_with_state(state, why_not, d.delta.full_read_every, now)
-        del state
+        read, state, note = made.pop(d.name, (None, b"", None))
+        if read is None:  # not asked yet, or asked only whether it changed
+            current().stage(f"reading {d.name}")
+            source = open_source(d)
+            if d.delta is None or not hasattr(source, "read_with_state"):
+                reads.append(source.read())
+                continue
+            read, state, note = _with_state(source, d, kept, now)
         reads.append(read)
         notes.append(note)
-        states[d.name] = encode(new_state)
+        states[d.name] = state
     return Reads(reads, notes, states)
+
+
+def _with_state(source, directory, kept: Mapping[str, bytes], now: datetime, *, stop_if_unchanged: bool = False
+                ) -> tuple[DirectoryRead | None, bytes, ReadNote]:
+    """One directory read from (or, when it cannot be trusted, despite) the state the store keeps for it:
+    the read (None if it changed nothing and `stop_if_unchanged`), the state to keep, how it was read."""
+    state, why_not = decode(kept.get(directory.name))
+    options = {"stop_if_unchanged": True} if stop_if_unchanged else {}
+    read, new_state, note = source.read_with_state(state, why_not, directory.delta.full_read_every, now, **options)
+    return read, encode(new_state), note
