@@ -178,7 +178,7 @@ def _with_steady_plan(plan: Plan, policy: Policy, store: Store) -> dict[str, byt
     from .directory.delta import reconciler_version
     from .plan import steady
 
-    generation = getattr(store, "generation", lambda: None)()
+    generation = store.generation()
     sync = dict(plan.sync_states)
     if plan.empty and generation is not None:
         sync[steady.KEY] = steady.keep(plan, policy.digest, reconciler_version(), generation)

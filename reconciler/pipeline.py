@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 from .desired import build_desired_state
 from .directory import read_with_states
-from .directory.delta import reconciler_version
+from .directory.delta import now_text, reconciler_version
 from .plan import steady
 from .model import DesiredState, Plan, StoreState
 from .plan.make import make_plan
@@ -87,7 +87,7 @@ def _renewed(policy: Policy, kept: Plan, read, store: Store | None) -> Plan:
     finally:
         if store is None:
             opened.close()
-    return steady.renewed(kept, generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    return steady.renewed(kept, generated_at=now_text(),
                           notes=read.notes, states=read.states,
                           safety=checks(kept.summary, kept.managed_users, policy.safety, recent))
 
@@ -99,8 +99,7 @@ def _kept_states(policy: Policy, store: Store | None) -> tuple[dict[str, bytes],
         return {}, None
     opened = store or open_store(policy.store)
     try:
-        generation = getattr(opened, "generation", lambda: None)()
-        return opened.read_sync(), generation
+        return opened.read_sync(), opened.generation()
     finally:
         if store is None:
             opened.close()
