@@ -15,6 +15,7 @@ import io
 import json
 from dataclasses import replace
 
+from ..errors import ReconcilerError
 from ..model import Plan, ReadNote
 from .document import loads, write
 
@@ -43,8 +44,8 @@ def reuse(blob: bytes | None, *, policy_digest: str, version: str, generation: s
         return None
     try:
         plan = loads(document.decode("utf-8"), "the kept plan")
-    except Exception:  # a kept plan that does not read is made afresh, never a failed plan
-        return None
+    except (ReconcilerError, UnicodeDecodeError, KeyError, TypeError, ValueError):
+        return None  # a kept plan that does not read is made afresh, never a failed plan
     if plan.changes or plan.policy_digest != policy_digest:
         return None
     return plan
