@@ -78,6 +78,7 @@ class Sample:
     cpu: float
     rss_mb: float
     stages: dict[str, float] | None = None
+    server_cpu: float | None = None  # the directory server's CPU seconds during the step, where it is measured
 
 
 def measure(command: list[str], env: dict[str, str], stdout=subprocess.DEVNULL, timings: Path | None = None) -> Sample:
@@ -108,7 +109,10 @@ def median_of(samples: list[Sample]) -> dict:
         "cpu_s": round(statistics.median(s.cpu for s in samples), 3),
         "peak_rss_mb": round(statistics.median(s.rss_mb for s in samples), 1),
         "rounds_wall_s": [round(s.wall, 3) for s in samples],
+        "rounds_cpu_s": [round(s.cpu, 3) for s in samples],
     }
+    if all(s.server_cpu is not None for s in samples):
+        figures["server_cpu_s"] = round(statistics.median(s.server_cpu for s in samples), 2)
     if all(s.stages for s in samples):
         figures["stages_s"] = {name: round(statistics.median(s.stages.get(name, 0.0) for s in samples), 3)
                                for name in samples[0].stages}
@@ -173,7 +177,7 @@ def reader_commands(server: BenchSlapd, wanted: list[tuple[str, str, tuple[str, 
     }
 
 
-def _copy_store(source: Path, target: Path) -> None:
+def copy_store(source: Path, target: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{target}{suffix}").unlink(missing_ok=True)
         if Path(f"{source}{suffix}").exists():
@@ -282,7 +286,7 @@ def _measure_all(server, users, rounds, workdir, churn, churn_counts, skip_refer
                                       timings=timings))
     record("apply_delta_full", measure([*reconciler, "apply", "--plan", str(delta_first), "--auto-approve"], env))
     kept = workdir / "store-delta.db"
-    _copy_store(folder / "store.db", kept)
+    copy_store(folder / "store.db", kept)
     for _ in range(rounds):
         record("plan_delta_nochange", measure([*reconciler, "plan", str(delta_policy), "--out", str(scratch)], env,
                                               timings=timings))

@@ -44,11 +44,9 @@ import platform
 import random
 import shutil
 import sqlite3
-import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +58,7 @@ from tests.servers.samba import (  # noqa: E402
     ADMIN_PASSWORD, BASE_DN, HOST, UF_ACCOUNTDISABLE, UF_NORMAL_ACCOUNT, UF_PASSWD_NOTREQD, SambaDC,
 )
 from tests.servers.tls import make_tls  # noqa: E402
+from bench.harness import Sample, copy_store, measure, median_of  # noqa: E402  (the same measuring as the slapd round)
 
 PASSWORD_ENV = "BENCH_SAMBA_ADMIN_PASSWORD"
 ADMIN_DN = f"CN=Administrator,CN=Users,{BASE_DN}"
@@ -297,16 +296,7 @@ def churn(users: int, seed: int, share: float = 0.01) -> dict[str, int]:
     return done
 
 
-# ── measuring (as bench/harness.py does) ───────────────────────────────────────────────────
-
-@dataclass
-class Sample:
-    wall: float
-    cpu: float
-    rss_mb: float
-    stages: dict[str, float] | None = None
-    server_cpu: float | None = None  # the DC's CPU seconds during the step
-
+# ── measuring: bench/harness.py's, plus the DC's own CPU ──────────────────────────────────────────
 
 def group_cpu(pgid: int) -> float:
     """CPU seconds (user + system, with waited-for children's) of every process in a process group: the
@@ -322,43 +312,6 @@ def group_cpu(pgid: int) -> float:
         if int(fields[2]) == pgid:
             ticks += sum(int(value) for value in fields[11:15])
     return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def measure(command: list[str], env: dict[str, str], stdout=subprocess.DEVNULL, timings: Path | None = None) -> Sample:
-    """Runs `command` to completion under GNU time, which reports the CPU time and peak RSS of what it forks.
-
-    A copy of bench/harness.py's: not wait4 on our own child, since Linux carries a parent's RSS
-    high-water mark into a forked child across exec."""
-    if timings is not None:
-        timings.unlink(missing_ok=True)
-        env = {**env, "RECONCILER_TIMINGS": str(timings)}
-    usage = Path(env.get("TMPDIR", "/tmp")) / f"bench-usage-{os.getpid()}.txt"
-    started = time.perf_counter()
-    process = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", str(usage), *command], env=env,
-                             stdout=stdout, stderr=subprocess.PIPE)
-    wall = time.perf_counter() - started
-    if process.returncode != 0:
-        raise SystemExit(f"samba bench: {' '.join(command[:5])} ... exited {process.returncode}:\n"
-                         f"{process.stderr.decode(errors='replace')[-3000:]}")
-    user, system, peak_kb = usage.read_text().split()[-3:]
-    stages = json.loads(timings.read_text()) if timings is not None and timings.exists() else None
-    return Sample(wall, float(user) + float(system), int(peak_kb) / 1024, stages)
-
-
-def median_of(samples: list[Sample]) -> dict:
-    figures = {
-        "wall_s": round(statistics.median(s.wall for s in samples), 3),
-        "cpu_s": round(statistics.median(s.cpu for s in samples), 3),
-        "peak_rss_mb": round(statistics.median(s.rss_mb for s in samples), 1),
-        "rounds_wall_s": [round(s.wall, 3) for s in samples],
-        "rounds_cpu_s": [round(s.cpu, 3) for s in samples],
-    }
-    if all(s.server_cpu is not None for s in samples):
-        figures["server_cpu_s"] = round(statistics.median(s.server_cpu for s in samples), 2)
-    if all(s.stages for s in samples):
-        figures["stages_s"] = {name: round(statistics.median(s.stages.get(name, 0.0) for s in samples), 3)
-                               for name in samples[0].stages}
-    return figures
 
 
 def write_policies(folder: Path) -> tuple[Path, Path]:
@@ -389,13 +342,6 @@ store: {{kind: sqlite, path: store.db}}
     full.write_text(body.replace("{delta}", ""))
     delta.write_text(body.replace("{delta}", "    delta: {full_read_every: 1d}\n"))
     return full, delta
-
-
-def copy_store(source: Path, target: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{target}{suffix}").unlink(missing_ok=True)
-        if Path(f"{source}{suffix}").exists():
-            shutil.copy(f"{source}{suffix}", f"{target}{suffix}")
 
 
 def plan_document(path: Path) -> dict:
