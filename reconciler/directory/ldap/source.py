@@ -168,9 +168,10 @@ class LiveSource:
         self._member_keys = {}
         for group_dn in directory.users.member_of:
             self._require_exists(connection, group_dn)
-        users, entries_read, out_of_scope = self._read_users(connection)
+        users, keys, entries_read, out_of_scope = self._read_users(connection)
         groups = self._read_groups(connection)
-        users = _with_memberships_from_groups(users, groups)
+        users = _with_memberships_from_groups(users, keys, groups)
+        del keys
         self._member_keys, self._accounts = {}, AccountNames()
         return DirectoryRead(
             directory=directory.name,
@@ -216,7 +217,8 @@ class LiveSource:
         completed = (complete_ranges(connection, search, raw) for raw in pages)
         yield from read_ahead(completed, batch=self.directory.page_size)
 
-    def _read_users(self, connection) -> tuple[list[DirectoryEntry], int, list[OutOfScope]]:
+    def _read_users(self, connection) -> tuple[list[DirectoryEntry], list[str], int, list[OutOfScope]]:
+        """The users in normalised-DN order, their normalised DNs, the count read, and those out of scope."""
         directory = self.directory
         scope = directory.users
         server_side = directory.member_of_on_server
@@ -227,24 +229,33 @@ class LiveSource:
         member_key = self._member_key
         account_key = directory.schema.account_name.lower() if directory.schema.member_uid else None
         more_names: list[tuple[Sequence[str | bytes], str]] = []  # entries with several account names (uid)
+        # A user's DN comes back as a member value of its groups: its key is filed under the DN's bytes now,
+        # so the groups' members are this one string, not a second one per user, and are not normalised again.
+        seed = self._member_keys
         read = 0
         for base, search in self._searches(scope.search_bases, ldap_filter, scope.scope, self.user_attributes()):
             for raw in self._entries(connection, search):
-                key = normalise_dn(raw.dn)
+                dn = raw.dn
+                key = normalise_dn(dn)
+                if key == dn:
+                    key = dn  # already in key form (as OpenLDAP writes DNs): one string for the entry and the key
                 if key in entries:  # overlapping search bases: the first base listed claims the entry
                     continue
                 read += 1
+                if dn == dn.strip() and not dn.endswith("'B"):  # membership.member_dn of these bytes is `key`
+                    seed[dn.encode()] = key
                 attributes = lower_keys(raw.attributes)
                 groups = [known_member(v) or member_key(v) for v in attributes.get(MEMBER_OF, ())]
                 entries[key] = build(raw.dn, attributes, base, groups)
                 if account_key is not None and len(attributes.get(account_key, ())) > 1:
                     more_names.append((attributes[account_key], key))
-        entries = dict(sorted(entries.items()))  # DN order, by the normalised DN already computed
+        # DN order, by the normalised DN already computed; sorted keys, not (key, entry) pairs: 64 MB less a million
+        entries = {key: entries[key] for key in sorted(entries)}
         # what memberUid values name: indexed only if a posixGroup asks (a generator until then)
         self._accounts = AccountNames(chain((((e.account_name,), k) for k, e in entries.items() if e.account_name),
                                             more_names))
         if not scope.member_of or server_side:
-            return list(entries.values()), read, []
+            return list(entries.values()), list(entries), read, []
         return self._client_side_member_of(connection, entries, read)
 
     def _client_side_member_of(self, connection, entries: dict[str, DirectoryEntry], read: int):
@@ -255,14 +266,15 @@ class LiveSource:
         for group_dn in scope.member_of:
             members |= graph.all_members(normalise_dn(group_dn))
         reason = f"not a member of {' or '.join(scope.member_of)} (directly or through nested groups)"
-        kept, dropped = [], []
+        kept, keys, dropped = [], [], []
         for key, entry in entries.items():
             if key in members:
                 groups = entry.groups | graph.direct_groups(key)
                 kept.append(entry if groups == entry.groups else _with_groups(entry, groups))
+                keys.append(key)
             else:
                 dropped.append(OutOfScope(self.directory.name, entry.dn, entry.anchor, reason))
-        return kept, read, dropped
+        return kept, keys, read, dropped
 
     def _walk_groups(self, connection, roots: tuple[str, ...], known_users: set[str]) -> Membership:
         """Breadth-first over group entries, one base read per group reached; `seen` stops cycles."""
@@ -451,11 +463,13 @@ def _dc_suffix(dn: str) -> str | None:
     return ",".join(f"{attribute}={value}" for attribute, value, _ in avas[start:])
 
 
-def _with_memberships_from_groups(users: list[DirectoryEntry], groups: dict[str, DirectoryGroup]) -> list[DirectoryEntry]:
+def _with_memberships_from_groups(users: list[DirectoryEntry], keys: list[str],
+                                  groups: dict[str, DirectoryGroup]) -> list[DirectoryEntry]:
     """Adds each user's direct groups as the groups' member lists record them. memberOf already says
     so on AD and on OpenLDAP with the memberof overlay; without the overlay this is the only source.
-    Only memberships memberOf lacks are collected, so the usual case builds no sets at all."""
-    position = {normalise_dn(entry.dn): index for index, entry in enumerate(users)}
+    Only memberships memberOf lacks are collected, so the usual case builds no sets at all. `keys`: the
+    users' normalised DNs, in the same order (made once by the read, not again here)."""
+    position = {key: index for index, key in enumerate(keys)}
     missing: dict[int, set[str]] = {}
     for group_key, group in groups.items():
         for member in group.members:
