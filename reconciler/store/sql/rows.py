@@ -79,6 +79,9 @@ def team_columns(fields: Mapping[str, Any]) -> dict[str, Any]:
 # ───────────────────────────── rows → store values ─────────────────────────────
 
 
+NO_MEMBERSHIPS: frozenset[str] = frozenset()  # one for every user in no team beyond their own (216 bytes each)
+
+
 def store_user(
     row: Sequence[Any], links: Sequence[Link], memberships: Iterable[str],
     parsed: dict[str, tuple[tuple[str, str], ...]] | None = None,
@@ -89,6 +92,9 @@ def store_user(
     most users share one of a few department/title combinations.
     """
     user_id, key, email, display_name, attributes, team_key, status, managed = row
+    if parsed is not None:  # the few team keys and statuses: one string each, not one per row
+        team_key = parsed.setdefault((0, team_key), team_key) if team_key is not None else None  # type: ignore
+        status = parsed.setdefault((1, status), status)  # type: ignore
     if parsed is None:
         pairs = attributes_from_json(attributes)
     else:
@@ -101,7 +107,7 @@ def store_user(
         display_name=display_name or "",
         attributes=pairs,
         team=team_key,
-        memberships=frozenset(memberships),
+        memberships=frozenset(memberships) if memberships else NO_MEMBERSHIPS,
         links=tuple(links) if len(links) < 2 else tuple(sorted(links, key=str)),
         status=status,
         managed=bool(managed),

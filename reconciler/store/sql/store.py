@@ -251,8 +251,9 @@ class SqlStore:
     def _read_state(self, tx: Tx) -> StoreState:
         links: dict[int, list[Link]] = defaultdict(list)
         # rows streamed from the cursor, not fetched whole: each whole list would be large (bench/README.md: "store read")
+        names: dict[str, str] = {}  # directory names: one string each
         for user_id, directory, anchor in tx.execute("SELECT user_id, directory, anchor FROM user_links"):
-            links[user_id].append(Link(directory, anchor))
+            links[user_id].append(Link(names.setdefault(directory, directory), anchor))
         memberships: dict[int, list[str]] = defaultdict(list)
         for user_id, team_key in tx.execute("SELECT user_id, team_key FROM memberships"):
             memberships[user_id].append(team_key)
@@ -260,7 +261,7 @@ class SqlStore:
         parsed: dict[str, tuple[tuple[str, str], ...]] = {}
         for row in tx.execute(f"SELECT {USER_COLUMNS} FROM users"):
             try:
-                user = store_user(row, links[row[0]], memberships[row[0]], parsed)
+                user = store_user(row, links.pop(row[0], ()), memberships.pop(row[0], ()), parsed)
             except ValueError as error:
                 raise StoreError(
                     f"users row id {row[0]}: {error}; fix the row (attributes must be a JSON object)",
