@@ -18,16 +18,37 @@ from ..policy.model import Policy
 USER_FIELDS = tuple(f for f in ALL_USER_FIELDS if f in change_kind("user", "update").fields)
 
 
-def record(user: DesiredUser | StoreUser) -> dict[str, Any]:
-    """A user as the plan writes it: the fields a store holds, JSON-ready."""
+def record(user: DesiredUser | StoreUser, attributes: dict[tuple, dict[str, str]] | None = None) -> dict[str, Any]:
+    """A user as the plan writes it: the fields a store holds, JSON-ready.
+
+    `attributes`: a map from attribute tuples to the dict already made for an equal one, shared by
+    every record of one plan (a first plan makes a million records, most with one of a few
+    department/title combinations; nothing changes a plan's records once made)."""
+    pairs = user.attributes
+    if attributes is None:
+        mapped = dict(pairs)
+    else:
+        mapped = attributes.get(pairs)
+        if mapped is None:
+            mapped = attributes[pairs] = dict(pairs)
     return {
         "email": user.email,
         "display_name": user.display_name,
-        "attributes": dict(user.attributes),
+        "attributes": mapped,
         "team": user.team,
-        "links": [str(link) for link in user.links],
+        "links": [_link_text(link, user.key) for link in user.links],
         "status": user.status or "deactivated",  # a desired user whose status is kept (None) is new: created deactivated
     }
+
+
+def _link_text(link: Link, key: str) -> str:
+    """str(link), or `key` itself when it spells the same "directory:anchor" (a person of one entry's key
+    is that entry's link): one string per person rather than two."""
+    directory, anchor = link.directory, link.anchor
+    if len(key) == len(directory) + 1 + len(anchor) and key.startswith(directory) and key.endswith(anchor) \
+            and key[len(directory)] == ":":
+        return key
+    return str(link)
 
 
 def changed_fields(have: dict[str, Any], want: dict[str, Any]) -> list[str]:
@@ -53,6 +74,8 @@ class _Differ:
     def __init__(self, policy: Policy, desired: DesiredState, store: StoreState):
         self.policy, self.desired, self.store = policy, desired, store
         self.changes: list[Change] = []
+        self.attribute_dicts: dict[tuple, dict[str, str]] = {}  # record(): one dict per distinct attributes tuple
+        self.new_in: dict[str, str] = {}  # "new in corp": one string per directory, not per create
         self.ignored: list[EntryVerdict] = []
         self.claimed: dict[str, str] = {}  # store key -> desired key
         self._managed_teams: frozenset[str] | None = None
@@ -100,12 +123,15 @@ class _Differ:
 
     def user_changes(self, d: DesiredUser, s: StoreUser | None) -> None:
         """What to plan for one person the directories hold (`s`: the store's record of them, if any)."""
-        want = record(d)
+        want = record(d, self.attribute_dicts)
         if s is None:
-            self.changes.append(Change("create", "user", d.key, f"new in {d.source}", None, want))
+            reason = self.new_in.get(d.source)
+            if reason is None:
+                reason = self.new_in[d.source] = f"new in {d.source}"
+            self.changes.append(Change("create", "user", d.key, reason, None, want))
             self.membership_changes(d.key, d.memberships, frozenset())
             return
-        have = record(s)
+        have = record(s, self.attribute_dicts)
         if not s.managed:
             reason = f"adopted: an unmanaged user with email {d.email} exists; {d.source}'s data wins"
             self.changes.append(Change("adopt", "user", d.key, reason, {"key": s.key, **have}, want))
@@ -223,7 +249,7 @@ class _Differ:
         before_links = {"links": [str(link) for link in s.links]} if released else {}
         after_links = {"links": [str(link) for link in s.links if link not in released]} if released else {}
         if action == "delete":
-            self.changes.append(Change("delete", "user", s.key, reason, record(s), None))
+            self.changes.append(Change("delete", "user", s.key, reason, record(s, self.attribute_dicts), None))
         elif action == "deactivate" and s.status == "active":
             self.changes.append(Change("deactivate", "user", s.key, reason, {"status": "active", **before_links},
                                        {"status": "deactivated", **after_links}))
@@ -347,7 +373,11 @@ class _Differ:
         emails = {u.key: u.email for u in self.store.users.values()}
         store_key_of = self._store_key_of.get
         emails.update({store_key_of(key, key): d.email for key, d in self.desired.users.items()})
-        labelled = sort_changes([replace(c, subject=self.subject(c, emails)) for c in self.changes])
+        changes = self.changes
+        for index, change in enumerate(changes):  # in place: the unlabelled change goes as its copy is made
+            changes[index] = replace(change, subject=self.subject(change, emails))
+        del emails
+        labelled = sort_changes(changes)
         people = self.people(labelled)
         return Diff(labelled, self.ignored, self.team_paths(labelled, people), people)
 
