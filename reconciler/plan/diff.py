@@ -79,21 +79,25 @@ class _Differ:
         self.ignored: list[EntryVerdict] = []
         self.claimed: dict[str, str] = {}  # store key -> desired key
         self._managed_teams: frozenset[str] | None = None
+        self._matched: dict[str, StoreUser] = {}  # desired key -> the store user it is matched to (run())
         self._link_holder: dict[Link, str] | None = None  # link -> the desired user who holds it, built for leavers only
         # why an entry is not imported, by "directory:anchor": the reason a leaver's change gives
         self.verdict_by_link = {f"{v.directory}:{v.anchor}": v for v in desired.verdicts}
 
     def match(self) -> dict[str, StoreUser]:
         """desired key -> store user: by directory anchor first, then by email."""
-        # keyed by (directory, anchor), what str(link) spells "directory:anchor" (directory names hold no ':'),
-        # without a Link.__str__ call and a new string per link (bench/README.md: "the diff")
-        by_link = {(link.directory, link.anchor): user.key for user in self.store.users.values() for link in user.links}
+        # directory -> anchor -> store key: what str(link) spells "directory:anchor", without a Link.__str__ call,
+        # a new string or a (directory, anchor) tuple per link (bench/README.md: "the diff"; 64 MB at a million)
+        by_link: dict[str, dict[str, str]] = defaultdict(dict)
+        for user in self.store.users.values():
+            for link in user.links:
+                by_link[link.directory][link.anchor] = user.key
         matched: dict[str, StoreUser] = {}
-        claimed, store_users = self.claimed, self.store.users
+        claimed, store_users, no_links = self.claimed, self.store.users, {}
         for d in self.desired.users.values():  # pass 1: anchors, the winning directory's first
             links = d.links if len(d.links) == 1 else sorted(d.links, key=lambda link: link.directory != d.source)
             for link in links:
-                key = by_link.get((link.directory, link.anchor))
+                key = by_link.get(link.directory, no_links).get(link.anchor)
                 if key and key not in claimed:
                     matched[d.key] = store_users[key]
                     claimed[key] = d.key
@@ -266,7 +270,13 @@ class _Differ:
         if self._link_holder is None:
             self._link_holder = {link: d.key for d in self.desired.users.values() for link in d.links}
         return {link for link in s.links if self._link_holder.get(link, s.key) != s.key
-                and self._store_key_of.get(self._link_holder[link]) != s.key}
+                and self.store_key_of(self._link_holder[link]) != s.key}
+
+    def store_key_of(self, desired_key: str) -> str | None:
+        """The store key of the managed store user a desired person is matched to, if any (asked of the
+        matches rather than kept as a second map of a million keys)."""
+        found = self._matched.get(desired_key)
+        return found.key if found is not None and found.managed else None
 
     @property
     def link_holder(self) -> dict[Link, str]:
@@ -356,9 +366,8 @@ class _Differ:
                                              "ignored", reason, d.key))
 
     def run(self) -> Diff:
-        matched = self.match()
+        matched = self._matched = self.match()
         self.name_conflicts(matched)
-        self._store_key_of = {d: s.key for d, s in matched.items() if s.managed}
         blocked = {i.user_key for i in self.ignored}
         people = [d for d in self.desired.users.values() if d.key not in blocked] if blocked else list(self.desired.users.values())
         user_changes, unchanged = self.user_changes, self.unchanged
@@ -370,16 +379,26 @@ class _Differ:
             if s.managed and s.key not in self.claimed:
                 self.leaver_changes(s)
         self.team_changes(self.referenced_teams(people, matched))
-        emails = {u.key: u.email for u in self.store.users.values()}
-        store_key_of = self._store_key_of.get
-        emails.update({store_key_of(key, key): d.email for key, d in self.desired.users.items()})
         changes = self.changes
+        emails = self.emails(changes)
         for index, change in enumerate(changes):  # in place: the unlabelled change goes as its copy is made
             changes[index] = replace(change, subject=self.subject(change, emails))
         del emails
         labelled = sort_changes(changes)
         people = self.people(labelled)
         return Diff(labelled, self.ignored, self.team_paths(labelled, people), people)
+
+    def emails(self, changes: list[Change]) -> dict[str, str]:
+        """The email each user key the changes name goes by: the desired person's (under the store key they
+        are matched to), else the store's. Only for those keys: an hourly plan names a few thousand."""
+        named = {membership_parts(c.key)[0] if c.kind == "membership" else c.key for c in changes if c.kind != "team"}
+        emails = {u.key: u.email for u in self.store.users.values() if u.key in named}
+        store_key_of = self.store_key_of
+        for key, d in self.desired.users.items():
+            spelled = store_key_of(key) or key
+            if spelled in named:
+                emails[spelled] = d.email
+        return emails
 
     def people(self, changes: list[Change]) -> dict[str, Person]:
         """Who each changed user is, by the store's record: what a reviewer recognises them by."""

@@ -185,3 +185,18 @@ def test_changes_are_sorted_so_output_is_deterministic():
     one = plan_for(policy(), [read(*people)], store(teams=()))
     two = plan_for(policy(), [read(*reversed(people))], store(teams=()))
     assert one == two
+
+
+def test_a_rehire_matched_by_email_is_named_by_the_directory_email_under_the_stores_key():
+    """A person back with a new directory entry is matched to their old record by email: the changes are keyed
+    by the store's key, and name the person by the directory's email (lower-cased), not the store's spelling."""
+    ann = person("Ann Lee", anchor="guid-new", department="Sales")
+    old = store_user("corp:guid-old", "Ann.Lee@corp.example.com", display_name="Ann Lee", links=("corp:guid-old",),
+                     attributes=(("department", "Sales"),))
+    bob = person("Bob Stone")
+    changes = plan_for(policy(), [read(ann, bob)], store(old, imported_user(bob, display_name="Bobby")))
+    assert [(c.action, c.key, c.subject) for c in changes] == [
+        ("update", "corp:guid-bob.stone", "bob.stone@corp.example.com"),
+        ("update", "corp:guid-old", "ann.lee@corp.example.com"),
+    ]
+    assert changes[1].after == {"email": "ann.lee@corp.example.com", "links": ["corp:guid-new"]}
