@@ -322,7 +322,7 @@ def profile(args) -> None:
         try:
             store = open_store(policy.store)
             started = time.perf_counter()
-            store_state = store.read()
+            store_state = store.read(known=desired.users)  # as reconciler/pipeline.py reads it
             recent = recent_counts(store.history(), policy.safety.window_hours, datetime.now(timezone.utc))
             store.close()
             mark("store read", started)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from .changes import CHANGE_KINDS
 from .dn import normalise_dn  # noqa: F401  (DNs are reconciler.dn's; re-exported for the importers of model)
@@ -340,6 +340,18 @@ class StoreUser:
     links: tuple[Link, ...]
     status: Status
     managed: bool
+
+
+class KnownUser(Protocol):
+    """What a store read may take a user's values from: the person the plan will compare that user with
+    (a DesiredUser). Equal values are then one object, not two: at a million users, what the store and the
+    directories agree on is most of the store's size (bench/README.md: "store read")."""
+
+    key: str
+    email: str
+    display_name: str
+    attributes: tuple[tuple[str, str], ...]
+    links: tuple[Link, ...]
 
 
 @dataclass(slots=True, frozen=True)

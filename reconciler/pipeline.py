@@ -66,7 +66,7 @@ def plan_policy(policy: Policy, store: Store | None = None, *, plan_only: bool =
     store = store or open_store(policy.store)
     try:
         with stage("store_read", "reading the store"):
-            state = store.read()
+            state = store.read(known=desired.users)  # what the two agree on is kept once (model.KnownUser)
             recent = recent_counts(store.history(), policy.safety.window_hours, datetime.now(timezone.utc))
     finally:
         if own:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
@@ -319,6 +320,40 @@ def test_create_makes_managed_users_with_their_links_and_teams(store: Store):
         ("corp:b2", "bob@example.com", "Bob", (("department", "Sales"),), "Org", "active", True, set()),
     ]
     assert state.users["corp:a1"].links == (Link("corp", "a1"),) and state.users["corp:b2"].links == (Link("corp", "b2"),)
+
+
+@dataclass(frozen=True)
+class Known:
+    """A person the plan compares the store with (model.KnownUser): what `read(known=...)` may share values with."""
+
+    key: str
+    email: str
+    display_name: str
+    attributes: tuple
+    links: tuple
+
+
+def known_people() -> dict[str, Known]:
+    """Alice as the store has her; Bob with another email and name; Carol with her two links in the other
+    order; someone the store has never seen."""
+    return {k.key: k for k in (
+        Known("corp:a1", "alice@example.com", "Alice", (("department", "Sales"),), (Link("corp", "a1"),)),
+        Known("corp:b2", "robert@example.com", "Robert", (("department", "Sales"),), (Link("corp", "b2"),)),
+        Known("corp:c3", "carol@example.com", "Carol", (("department", "Sales"),), (Link("corp", "c3"), Link("hr", "c3"))),
+        Known("corp:z9", "zed@example.com", "Zed", (), (Link("corp", "z9"),)),
+    )}
+
+
+def test_a_read_that_knows_the_people_is_the_same_state(store: Store):
+    """The plan reads the store knowing the desired people, so that equal values are kept once
+    (model.KnownUser): that must never change what is read: same users, values, links and fingerprint."""
+    seeded(store)
+    apply(store, Change("create", "user", "corp:c3", "new in corp", None,
+                        user_fields("carol@example.com", "Org", ["hr:c3", "corp:c3"])))
+    plain, knowing = store.read(), store.read(known=known_people())
+    assert knowing == plain and list(knowing.users) == list(plain.users) == ["corp:a1", "corp:b2", "corp:c3"]
+    assert knowing.fingerprint == plain.fingerprint
+    assert knowing.users["corp:b2"].email == "bob@example.com"  # not the known person's
 
 
 def test_create_writes_managed_user_links_and_team_rows(engine: Engine, store: Store):

@@ -48,7 +48,7 @@ import importlib
 from contextlib import AbstractContextManager
 from typing import Callable, Mapping, Protocol, Sequence
 
-from ..model import Change, StoreState
+from ..model import Change, KnownUser, StoreState
 from ..policy.model import StoreConfig
 from .common import ApplyRecord, LockInfo, failures_recorded
 
@@ -58,7 +58,7 @@ __all__ = ["STORES", "ApplyRecord", "LockInfo", "Store", "failures_recorded", "o
 class Store(Protocol):
     kind: str
 
-    def read(self) -> StoreState: ...
+    def read(self, known: Mapping[str, KnownUser] | None = None) -> StoreState: ...  # known: see model.KnownUser
 
     def fingerprint(self) -> str: ...
 

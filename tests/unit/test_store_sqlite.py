@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import StoreError
+from reconciler.model import Link
 from reconciler.policy.model import StoreConfig
 from reconciler.store import open_store
 from reconciler.store.sql.sqlite import SqliteStore
@@ -111,3 +112,27 @@ def test_an_expired_lock_is_taken_over_and_says_whose_it_was(path: Path):
         apply(successor)  # the holder may apply
     crashed.close()
     successor.close()
+
+
+def test_a_read_that_knows_the_people_keeps_their_equal_values_once(engine: SqliteEngine):
+    """At a million users the store and the directories agree on nearly everything: the SQL store's read
+    takes the known person's equal values (key, email, name, attributes, links) rather than its own copies,
+    and keeps its own where they differ."""
+    from tests.store_contract import create_user, known_people, seeded
+
+    store = engine.open()
+    seeded(store)
+    apply(store, create_user("corp:c3", "carol@example.com", "Org"))
+    engine.execute("INSERT INTO user_links (user_id, directory, anchor) SELECT id, 'hr', 'c3' FROM users WHERE key = 'corp:c3'")
+    known = known_people()
+    users = store.read(known=known).users
+    alice, bob, carol = users["corp:a1"], users["corp:b2"], users["corp:c3"]
+    same = known["corp:a1"]
+    assert (alice.key, alice.email, alice.display_name, alice.attributes, alice.links) == \
+        (same.key, same.email, same.display_name, same.attributes, same.links)
+    assert all(mine is theirs for mine, theirs in zip(
+        (alice.key, alice.email, alice.display_name, alice.attributes, alice.links),
+        (same.key, same.email, same.display_name, same.attributes, same.links)))
+    assert bob.email == "bob@example.com" and bob.email is not known["corp:b2"].email
+    assert bob.key is known["corp:b2"].key and bob.links is known["corp:b2"].links
+    assert carol.links is known["corp:c3"].links and carol.links == (Link("corp", "c3"), Link("hr", "c3"))

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 
 from ...errors import Location, StalePlan, StoreError
-from ...model import Change, StoreState, Written
+from ...model import Change, KnownUser, StoreState, Written
 from ...policy.model import SecretRef
 from ...policy.model import StoreConfig
 from ..common import (
@@ -59,7 +59,9 @@ class ScimStore:
 
     # ── read ──
 
-    def read(self) -> StoreState:
+    def read(self, known: Mapping[str, KnownUser] | None = None) -> StoreState:
+        # `known` (values to share with the desired state) is not taken: a SCIM store's users come as JSON
+        # documents of their own, and a store an HTTP server pages through is not a million-user store here
         return self._snapshot().state
 
     def fingerprint(self) -> str:

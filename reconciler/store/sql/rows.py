@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ...model import Link, StoreTeam, StoreUser
+from ...model import KnownUser, Link, StoreTeam, StoreUser
 from ..common import ApplyRecord, Unchanged
 
 LOCAL_KEY_PREFIX = "local:"
@@ -83,15 +83,18 @@ NO_MEMBERSHIPS: frozenset[str] = frozenset()  # one for every user in no team be
 
 
 def store_user(
-    row: Sequence[Any], links: Sequence[Link], memberships: Iterable[str],
-    parsed: dict[str, tuple[tuple[str, str], ...]] | None = None,
+    row: Sequence[Any], links: Sequence[tuple[str, str]], memberships: Iterable[str],
+    parsed: dict[str, tuple[tuple[str, str], ...]] | None = None, known: Mapping[str, KnownUser] | None = None,
 ) -> StoreUser:
-    """A users row (id, key, email, display_name, attributes, team_key, status, managed) as a StoreUser.
+    """A users row (id, key, email, display_name, attributes, team_key, status, managed, ...) and its links
+    ((directory, anchor) pairs) as a StoreUser.
 
     `parsed`, shared across the rows of one read, keeps each distinct attributes text parsed once:
-    most users share one of a few department/title combinations.
+    most users share one of a few department/title combinations. `known`: the people the plan compares
+    the store with, by key; where this user's values equal theirs, theirs are taken (one object, not two).
     """
-    user_id, key, email, display_name, attributes, team_key, status, managed = row
+    user_id, key, email, display_name, attributes, team_key, status, managed = (  # more columns may follow
+        row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7])
     if parsed is not None:  # the few team keys and statuses: one string each, not one per row
         team_key = parsed.setdefault((0, team_key), team_key) if team_key is not None else None  # type: ignore
         status = parsed.setdefault((1, status), status)  # type: ignore
@@ -101,17 +104,43 @@ def store_user(
         pairs = parsed.get(attributes)
         if pairs is None:
             pairs = parsed[attributes] = attributes_from_json(attributes)
+    key = row_key(key, user_id)
+    display_name = display_name or ""
+    same = known.get(key) if known is not None else None
+    if same is None:
+        kept_links = _links(links)
+    else:
+        key = same.key
+        email = same.email if email == same.email else email
+        display_name = same.display_name if display_name == same.display_name else display_name
+        pairs = same.attributes if pairs == same.attributes else pairs
+        kept_links = same.links if _same_links(links, same.links) else _links(links)
     return StoreUser(
-        key=row_key(key, user_id),
+        key=key,
         email=email,
-        display_name=display_name or "",
+        display_name=display_name,
         attributes=pairs,
         team=team_key,
         memberships=frozenset(memberships) if memberships else NO_MEMBERSHIPS,
-        links=tuple(links) if len(links) < 2 else tuple(sorted(links, key=str)),
+        links=kept_links,
         status=status,
         managed=bool(managed),
     )
+
+
+def _links(pairs: Sequence[tuple[str, str]]) -> tuple[Link, ...]:
+    links = tuple(Link(directory, anchor) for directory, anchor in pairs)
+    return links if len(links) < 2 else tuple(sorted(links, key=str))
+
+
+def _same_links(pairs: Sequence[tuple[str, str]], links: tuple[Link, ...]) -> bool:
+    """Whether (directory, anchor) pairs, in any order, are exactly `links`, without making Link objects."""
+    if len(pairs) != len(links):
+        return False
+    if len(pairs) == 1:
+        (directory, anchor), (link,) = pairs[0], links
+        return directory == link.directory and anchor == link.anchor
+    return sorted(pairs) == sorted((link.directory, link.anchor) for link in links)
 
 
 def store_team(row: Sequence[Any]) -> StoreTeam:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ... import __version__
 from ...errors import Location, LockHeld, ReconcilerError, StalePlan, StoreError
-from ...model import Change, Link, StoreState, StoreUser, Written
+from ...model import Change, KnownUser, Link, StoreState, StoreUser, Written
 from ..common import (
     DEFAULT_LOCK_TTL, STALE_MESSAGE, ApplyRecord, Clock, History, LockInfo, LockProcess, Unchanged, failures_recorded,
     is_unchanged, iso, summarise, utc_now,
@@ -34,6 +34,7 @@ from .schema import (
 )
 
 USER_COLUMNS = "id, key, email, display_name, attributes, team_key, status, managed"
+JOINED_USER_COLUMNS = "u.id, u.key, u.email, u.display_name, u.attributes, u.team_key, u.status, u.managed, l.directory, l.anchor"
 
 
 class Tx:
@@ -238,48 +239,65 @@ class SqlStore:
 
     # ── read ──
 
-    def read(self) -> StoreState:
-        """All users (managed and not) and teams, and their fingerprint. Never creates the store."""
+    def read(self, known: Mapping[str, KnownUser] | None = None) -> StoreState:
+        """All users (managed and not) and teams, and their fingerprint. Never creates the store.
+
+        `known`: the people the plan will compare with, by key; a user's values equal to theirs are taken
+        from them rather than kept twice (see `KnownUser`)."""
         with self._reading() as tx:
             if tx is None:
                 return StoreState(users={}, teams={}, fingerprint=content_fingerprint([], []))
-            return self._read_state(tx)
+            return self._read_state(tx, known)
 
     def fingerprint(self) -> str:
         return self.read().fingerprint
 
-    def _read_state(self, tx: Tx) -> StoreState:
-        links: dict[int, list[Link]] = defaultdict(list)
-        # rows streamed from the cursor, not fetched whole: each whole list would be large (bench/README.md: "store read")
-        names: dict[str, str] = {}  # directory names: one string each
-        for user_id, directory, anchor in tx.execute("SELECT user_id, directory, anchor FROM user_links"):
-            links[user_id].append(Link(names.setdefault(directory, directory), anchor))
+    def _read_state(self, tx: Tx, known: Mapping[str, KnownUser] | None = None) -> StoreState:
         memberships: dict[int, list[str]] = defaultdict(list)
         for user_id, team_key in tx.execute("SELECT user_id, team_key FROM memberships"):
             memberships[user_id].append(team_key)
         users: dict[str, StoreUser] = {}
         parsed: dict[str, tuple[tuple[str, str], ...]] = {}
-        for row in tx.execute(f"SELECT {USER_COLUMNS} FROM users"):
-            try:
-                user = store_user(row, links.pop(row[0], ()), memberships.pop(row[0], ()), parsed)
-            except ValueError as error:
-                raise StoreError(
-                    f"users row id {row[0]}: {error}; fix the row (attributes must be a JSON object)",
-                    Location(self.where),
-                ) from None
-            if user.key in users:
-                raise StoreError(
-                    f"users row id {row[0]}: key {user.key} is also another user's key; "
-                    "local:<id> keys belong to rows whose key is NULL",
-                    Location(self.where),
-                )
-            users[user.key] = user
+        names: dict[str, str] = {}  # directory names: one string each
+        # each user with its links in one pass over a join, rather than every link first and then every user:
+        # a million links held at once were 250 MB (rows streamed from the cursor; bench/README.md: "store read")
+        rows = tx.execute(f"SELECT {JOINED_USER_COLUMNS} FROM users u LEFT JOIN user_links l ON l.user_id = u.id "
+                          "ORDER BY u.id")
+        row, links = None, []
+        for joined in rows:  # a user's rows are adjacent (ORDER BY u.id); most users have one link
+            if row is not None and joined[0] == row[0]:
+                links.append((names.setdefault(joined[8], joined[8]), joined[9]))
+                continue
+            if row is not None:
+                self._add_user(users, row, links, memberships, parsed, known)
+            row = joined
+            links = [] if joined[8] is None else [(names.setdefault(joined[8], joined[8]), joined[9])]
+        if row is not None:
+            self._add_user(users, row, links, memberships, parsed, known)
         teams = {row[0]: store_team(row) for row in tx.all("SELECT key, name, parent_key, managed FROM teams")}
-        users = dict(sorted(users.items()))
+        users = {key: users[key] for key in sorted(users)}  # sorted keys, not a million (key, user) pairs
         teams = dict(sorted(teams.items()))
         remembers = self._table_exists(tx, "user_written")  # not in a version-1 store read as it is (read-only)
         return StoreState(users=users, teams=teams, fingerprint=content_fingerprint(users.values(), teams.values()),
                           edited=self._edited(tx) if remembers else {}, remembers_writes=remembers)
+
+    def _add_user(self, users: dict[str, StoreUser], row: Sequence[Any], links: list[tuple[str, str]],
+                  memberships: dict[int, list[str]], parsed: dict, known: Mapping[str, KnownUser] | None) -> None:
+        user_id = row[0]
+        try:
+            user = store_user(row, links, memberships.pop(user_id, ()), parsed, known)
+        except ValueError as error:
+            raise StoreError(
+                f"users row id {user_id}: {error}; fix the row (attributes must be a JSON object)",
+                Location(self.where),
+            ) from None
+        if user.key in users:
+            raise StoreError(
+                f"users row id {user_id}: key {user.key} is also another user's key; "
+                "local:<id> keys belong to rows whose key is NULL",
+                Location(self.where),
+            )
+        users[user.key] = user
 
     def _edited(self, tx: Tx) -> dict[str, Written]:
         """What reconciler last wrote, for the managed users whose row differs from it now: the database
