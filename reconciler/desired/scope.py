@@ -1,6 +1,7 @@
 """Stage 1, per entry: in scope and with an email? And the verdicts every entry read ends with."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..dn import normalise_dn
@@ -20,6 +21,12 @@ class Candidate:
     manual: tuple[ManualEntry, ...] = ()  # mode manual: the entries of manual: that name it, in policy order
 
 
+def verdict_order(precedence: tuple[str, ...]) -> Callable[[EntryVerdict], tuple[int, str]]:
+    """The sort key of verdicts: by directory (in `identity.precedence` order), then by normalised DN."""
+    rank = {name: position for position, name in enumerate(precedence)}
+    return lambda v: (rank[v.directory], normalise_dn(v.dn))
+
+
 class Verdicts:
     """The verdict (imported, ignored, disabled) and reason of every entry read, as the stages reach them."""
 
@@ -34,8 +41,7 @@ class Verdicts:
 
     def ordered(self, precedence: tuple[str, ...]) -> list[EntryVerdict]:
         """The verdicts by directory (in `identity.precedence` order), then by DN."""
-        rank = {name: position for position, name in enumerate(precedence)}
-        self.items.sort(key=lambda v: (rank[v.directory], normalise_dn(v.dn)))
+        self.items.sort(key=verdict_order(precedence))
         return self.items
 
     def counts(self, policy: Policy, reads: dict[str, DirectoryRead],

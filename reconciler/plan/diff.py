@@ -12,6 +12,7 @@ from typing import Any
 
 from ..changes import USER_FIELDS as ALL_USER_FIELDS, change_kind, membership_key, membership_parts
 from ..model import Change, DesiredState, DesiredUser, EntryVerdict, Link, Person, StoreState, StoreUser, sort_changes
+from ..desired.scope import verdict_order
 from ..policy.model import Policy
 
 # the fields an update compares, in the order a plan names them
@@ -81,8 +82,8 @@ class _Differ:
         self._managed_teams: frozenset[str] | None = None
         self._matched: dict[str, StoreUser] = {}  # desired key -> the store user it is matched to (run())
         self._link_holder: dict[Link, str] | None = None  # link -> the desired user who holds it, built for leavers only
-        # why an entry is not imported, by "directory:anchor": the reason a leaver's change gives
-        self.verdict_by_link = {f"{v.directory}:{v.anchor}": v for v in desired.verdicts}
+        # why an entry is not imported, by directory and anchor: the reason a leaver's change gives
+        self.verdict_by_link = _verdicts_by_link(desired.verdicts, verdict_order(policy.precedence))
 
     def match(self) -> dict[str, StoreUser]:
         """desired key -> store user: by directory anchor first, then by email."""
@@ -234,7 +235,9 @@ class _Differ:
         return team.name if team else key
 
     def leaver_changes(self, s: StoreUser) -> None:
-        verdict = next((self.verdict_by_link[str(l)] for l in s.links if str(l) in self.verdict_by_link), None)
+        no_verdicts: dict[str, EntryVerdict] = {}
+        verdict = next((found for l in s.links
+                        if (found := self.verdict_by_link.get(l.directory, no_verdicts).get(l.anchor)) is not None), None)
         directories = {d.name for d in self.policy.directories}
         if verdict is not None and verdict.verdict == "disabled":
             action, reason = self.policy.lifecycle.when_disabled, verdict.reason
@@ -429,6 +432,19 @@ class _Differ:
             user_key, team = membership_parts(change.key)
             return f"{emails.get(user_key, user_key)} in {self.team_name(team)}"
         return emails.get(change.key, change.key)
+
+
+def _verdicts_by_link(verdicts: list[EntryVerdict], order) -> dict[str, dict[str, EntryVerdict]]:
+    """directory -> anchor -> the verdict of that entry (no new string or tuple per entry: a million of them).
+    Two verdicts on one entry (an anchor two entries share) resolve to the later in verdict order, as they
+    did when the verdicts came sorted: the answer does not depend on the order they come in."""
+    by_link: dict[str, dict[str, EntryVerdict]] = defaultdict(dict)
+    for v in verdicts:
+        same_directory = by_link[v.directory]
+        held = same_directory.get(v.anchor)
+        if held is None or order(v) >= order(held):
+            same_directory[v.anchor] = v
+    return by_link
 
 
 def diff(policy: Policy, desired: DesiredState, store: StoreState) -> Diff:

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from ..errors import DirectoryError
 from ..model import DesiredState, Plan, StoreState
 from ..policy.model import Policy
+from ..desired.scope import verdict_order
 from .diff import diff
 from .safety import checks
 
@@ -30,7 +31,9 @@ def make_plan(policy: Policy, desired: DesiredState, store: StoreState, recent: 
     """`recent`: what applies changed within safety.window_hours, per kind.action (plan/safety.py)."""
     guard_empty_reads(policy, desired, store)
     result = diff(policy, desired, store)
-    ignored = [v for v in desired.verdicts if v.verdict != "imported"] + result.ignored
+    # in verdict order whether or not the desired state sorted them all (build_desired_state: verdicts_in_order)
+    ignored = sorted((v for v in desired.verdicts if v.verdict != "imported"), key=verdict_order(policy.precedence))
+    ignored += result.ignored
     plan = Plan(
         policy_path=policy.path,
         policy_digest=policy.digest,

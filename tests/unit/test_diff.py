@@ -200,3 +200,30 @@ def test_a_rehire_matched_by_email_is_named_by_the_directory_email_under_the_sto
         ("update", "corp:guid-old", "ann.lee@corp.example.com"),
     ]
     assert changes[1].after == {"email": "ann.lee@corp.example.com", "links": ["corp:guid-new"]}
+
+
+def test_a_plan_is_the_same_whether_or_not_the_desired_state_sorted_its_verdicts():
+    """A plan builds the desired state without sorting a million verdicts (verdicts_in_order=False): the
+    ignored entries it lists, and the verdict a leaver's reason quotes when two entries share an anchor
+    (a conflict: two verdicts on one link), are the same as from the sorted verdicts, in any order."""
+    from dataclasses import replace as copy
+
+    from reconciler.plan.make import make_plan
+
+    twin_a = person("Zoe Twin", anchor="guid-shared")
+    twin_b = person("Adam Twin", anchor="guid-shared")
+    gone, stays = person("Gone Person", mail=None), person("Ann Lee")
+    p = policy()
+    state = store(imported_user(twin_a), imported_user(stays))
+
+    def planned(in_order: bool, reverse: bool):
+        desired = build_desired_state(p, [read(twin_a, gone, stays, twin_b)], verdicts_in_order=in_order)
+        if reverse:
+            desired = copy(desired, verdicts=list(reversed(desired.verdicts)))
+        plan = make_plan(p, desired, state)
+        return ([(c.action, c.key, c.reason) for c in plan.changes], [(v.dn, v.reason) for v in plan.ignored])
+
+    sorted_plan = planned(True, False)
+    assert any("conflict" in reason for _, _, reason in sorted_plan[0]), sorted_plan
+    assert [dn for dn, _ in sorted_plan[1]] == sorted(dn for dn, _ in sorted_plan[1])
+    assert planned(False, False) == planned(False, True) == planned(True, True) == sorted_plan
