@@ -78,12 +78,12 @@ class _Differ:
         self.attribute_dicts: dict[tuple, dict[str, str]] = {}  # record(): one dict per distinct attributes tuple
         self.new_in: dict[str, str] = {}  # "new in corp": one string per directory, not per create
         self.ignored: list[EntryVerdict] = []
-        self.claimed: dict[str, str] = {}  # store key -> desired key
+        self.claimed: set[str] = set()  # the store keys a desired person is matched to
         self._managed_teams: frozenset[str] | None = None
         self._matched: dict[str, StoreUser] = {}  # desired key -> the store user it is matched to (run())
         self._link_holder: dict[Link, str] | None = None  # link -> the desired user who holds it, built for leavers only
-        # why an entry is not imported, by directory and anchor: the reason a leaver's change gives
-        self.verdict_by_link = _verdicts_by_link(desired.verdicts, verdict_order(policy.precedence))
+        # why an entry is not imported, by directory and anchor: the reason a leaver's change gives (run())
+        self.verdict_by_link: dict[str, dict[str, EntryVerdict]] = {}
 
     def match(self) -> dict[str, StoreUser]:
         """desired key -> store user: by directory anchor first, then by email."""
@@ -101,7 +101,7 @@ class _Differ:
                 key = by_link.get(link.directory, no_links).get(link.anchor)
                 if key and key not in claimed:
                     matched[d.key] = store_users[key]
-                    claimed[key] = d.key
+                    claimed.add(key)
                     break
         unmatched = [d for d in self.desired.users.values() if d.key not in matched]
         by_email: dict[str, list[StoreUser]] = defaultdict(list)
@@ -123,7 +123,7 @@ class _Differ:
                     "set identity.adopt_unmanaged: true to adopt it", d.key))
                 continue
             matched[d.key] = found
-            self.claimed[found.key] = d.key
+            self.claimed.add(found.key)
         return matched
 
     def user_changes(self, d: DesiredUser, s: StoreUser | None) -> None:
@@ -378,9 +378,11 @@ class _Differ:
             s = matched.get(d.key)
             if s is None or not unchanged(d, s):  # 99% of an hourly plan is unchanged
                 user_changes(d, s)
-        for s in self.store.users.values():
-            if s.managed and s.key not in self.claimed:
-                self.leaver_changes(s)
+        leavers = [s for s in self.store.users.values() if s.managed and s.key not in self.claimed]
+        self.verdict_by_link = _verdicts_by_link(self.desired.verdicts, verdict_order(self.policy.precedence),
+                                                 [link for s in leavers for link in s.links])
+        for s in leavers:
+            self.leaver_changes(s)
         self.team_changes(self.referenced_teams(people, matched))
         changes = self.changes
         emails = self.emails(changes)
@@ -434,12 +436,19 @@ class _Differ:
         return emails.get(change.key, change.key)
 
 
-def _verdicts_by_link(verdicts: list[EntryVerdict], order) -> dict[str, dict[str, EntryVerdict]]:
-    """directory -> anchor -> the verdict of that entry (no new string or tuple per entry: a million of them).
-    Two verdicts on one entry (an anchor two entries share) resolve to the later in verdict order, as they
-    did when the verdicts came sorted: the answer does not depend on the order they come in."""
+def _verdicts_by_link(verdicts: list[EntryVerdict], order, links: list[Link]) -> dict[str, dict[str, EntryVerdict]]:
+    """directory -> anchor -> the verdict of that entry, for the entries of `links` only (the leavers': a few
+    thousand of a million verdicts, and no new string or tuple per entry). Two verdicts on one entry (an
+    anchor two entries share) resolve to the later in verdict order, as they did when the verdicts came
+    sorted: the answer does not depend on the order they come in."""
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for link in links:
+        wanted[link.directory].add(link.anchor)
     by_link: dict[str, dict[str, EntryVerdict]] = defaultdict(dict)
+    nothing: set[str] = set()
     for v in verdicts:
+        if v.anchor not in wanted.get(v.directory, nothing):
+            continue
         same_directory = by_link[v.directory]
         held = same_directory.get(v.anchor)
         if held is None or order(v) >= order(held):
