@@ -18,7 +18,7 @@ from typing import Any
 
 from ... import __version__
 from ...errors import Location, LockHeld, ReconcilerError, StalePlan, StoreError
-from ...model import Change, KnownUser, Link, StoreState, StoreUser, Written
+from ...model import Change, KnownUser, StoreState, StoreUser, Written
 from ..common import (
     DEFAULT_LOCK_TTL, STALE_MESSAGE, ApplyRecord, Clock, History, LockInfo, LockProcess, Unchanged, failures_recorded,
     is_unchanged, iso, summarise, utc_now,
