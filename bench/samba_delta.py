@@ -59,6 +59,9 @@ from tests.servers.samba import (  # noqa: E402
 )
 from tests.servers.tls import make_tls  # noqa: E402
 from bench.harness import Sample, copy_store, measure, median_of  # noqa: E402  (the same measuring as the slapd round)
+from bench.generate import (  # noqa: E402  (the same people as the slapd bench's, named the AD way below)
+    BIG_GROUP_MEMBERS, GIVEN, MEMBERSHIPS_PER_USER, SURNAMES, TITLES,
+)
 
 PASSWORD_ENV = "BENCH_SAMBA_ADMIN_PASSWORD"
 ADMIN_DN = f"CN=Administrator,CN=Users,{BASE_DN}"
@@ -66,18 +69,11 @@ BENCH = f"OU=Bench,{BASE_DN}"
 PEOPLE = f"OU=People,{BENCH}"
 GROUPS = f"OU=Groups,{BENCH}"
 MAIL_DOMAIN = "corp.example.com"
-MEMBERSHIPS_PER_USER = 5
-BIG_GROUP_MEMBERS = 20_000
 
-# OU paths below OU=People,OU=Bench, outermost first
+# OU paths below OU=People,OU=Bench, outermost first: a list of its own, shorter than the slapd bench's
 OUS: tuple[tuple[str, ...], ...] = (
     ("Engineering",), ("Engineering", "Platform"), ("Sales",), ("Sales", "EMEA"), ("Research",), ("Operations",),
 )
-GIVEN = ("Alice", "Bob", "Carol", "Dave", "Erin", "Frank", "Grace", "Heidi", "Ivan", "Judy", "Mallory", "Niaj",
-         "Olivia", "Peggy", "Rupert", "Sybil", "Trent", "Uma", "Victor", "Walter", "Xena", "Yusuf", "Zoe")
-SURNAMES = ("Archer", "Baker", "Cooper", "Dyer", "Evans", "Fisher", "Green", "Hill", "Irving", "Jones", "König",
-            "Łukasz", "Müller", "Nakamura", "O'Brien", "Petrov", "Quinn", "Rossi", "Smith", "Tanaka", "Ünal")
-TITLES = ("Engineer", "Senior Engineer", "Manager", "Analyst", "Director", "Consultant", "Associate", "Specialist")
 
 
 class BenchSambaDC(SambaDC):
