@@ -95,12 +95,12 @@ def store_user(
     """
     user_id, key, email, display_name, attributes, team_key, status, managed = (  # more columns may follow
         row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7])
-    if parsed is not None:  # the few team keys and statuses: one string each, not one per row
-        team_key = parsed.setdefault((0, team_key), team_key) if team_key is not None else None  # type: ignore
-        status = parsed.setdefault((1, status), status)  # type: ignore
     if parsed is None:
         pairs = attributes_from_json(attributes)
     else:
+        # the few team keys and statuses: one string each, not one per row
+        team_key = parsed.setdefault((0, team_key), team_key) if team_key is not None else None  # type: ignore
+        status = parsed.setdefault((1, status), status)  # type: ignore
         pairs = parsed.get(attributes)
         if pairs is None:
             pairs = parsed[attributes] = attributes_from_json(attributes)

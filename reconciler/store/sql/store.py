@@ -34,7 +34,8 @@ from .schema import (
 )
 
 USER_COLUMNS = "id, key, email, display_name, attributes, team_key, status, managed"
-JOINED_USER_COLUMNS = "u.id, u.key, u.email, u.display_name, u.attributes, u.team_key, u.status, u.managed, l.directory, l.anchor"
+# a users row, then one of its links (store_user reads the first eight columns)
+JOINED_USER_COLUMNS = ", ".join(f"u.{column}" for column in USER_COLUMNS.split(", ")) + ", l.directory, l.anchor"
 
 
 class Tx:
