@@ -155,6 +155,7 @@ def _with_state(source, directory, kept: Mapping[str, bytes], now: datetime, *, 
     """One directory read from (or, when it cannot be trusted, despite) the state the store keeps for it:
     the read (None if it changed nothing and `stop_if_unchanged`), the state to keep, how it was read."""
     state, why_not = decode(kept.get(directory.name))
+    # only sources that stop if unchanged are asked to (stops_if_unchanged); Entra's read_with_state takes no such option
     options = {"stop_if_unchanged": True} if stop_if_unchanged else {}
     read, new_state, note = source.read_with_state(state, why_not, directory.delta.full_read_every, now, **options)
     return read, encode(new_state), note
