@@ -37,6 +37,11 @@ def counts_of(changes) -> dict[str, int]:
     return counts
 
 
+def changes_words(n: int) -> str:
+    """"1 change", "30 changes": the count of a plan's changes, said one way everywhere."""
+    return f"{n:,} change" if n == 1 else f"{n:,} changes"
+
+
 def summary_words(counts: dict[str, int]) -> str:
     """"15 teams to create, 288 users to create": counts per "kind.action" in the words of the change table."""
     from ..changes import BY_KIND_ACTION

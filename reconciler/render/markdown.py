@@ -17,7 +17,7 @@ from ..changes import BY_KIND_ACTION, CHANGE_KINDS
 from ..model import Plan
 from ..plan.document import plan_digest
 from ..plan.review import marker
-from . import counts_of, limit_reason, limit_rule, read_words, summary_words
+from . import changes_words, counts_of, limit_reason, limit_rule, read_words, summary_words
 from .comment import FOLD_AFTER, Section, fit
 from .text import GROUPS_SHOWN, LARGE_PLAN, RISKY_ROWS
 from .view import Group, Section as ViewSection, Who, sections as view_sections, team_counts
@@ -114,7 +114,7 @@ class MarkdownRenderer:
         if plan.empty:
             lines += ["**No changes.** The store matches the directories.", ""]
         else:
-            lines += [f"**{len(plan.changes):,} changes:** {escape(summary_words(plan.summary))}", ""]
+            lines += [f"**{changes_words(len(plan.changes))}:** {escape(summary_words(plan.summary))}", ""]
             if self.summarised(plan):
                 risky = "in full" if self.risky_rows is None else f"in full (up to {self.risky_rows:,})"
                 lines += [f"This plan is large: below are the changes that take access away {risky}, and the rest "
@@ -243,13 +243,13 @@ class MarkdownRenderer:
             sizes.append(group.size)
         if summarised and len(section.groups) > GROUPS_SHOWN:
             rest = sum(g.size for g in section.groups[GROUPS_SHOWN:])
-            rows.append(f"| … {len(section.groups) - GROUPS_SHOWN:,} more groups, {rest:,} changes | | |\n")
+            rows.append(f"| … {len(section.groups) - GROUPS_SHOWN:,} more groups, {changes_words(rest)} | | |\n")
             sizes.append(0)
         total = section.count
 
         def note(left_rows: int) -> str:
             left = sum(sizes[len(sizes) - left_rows:]) if left_rows else 0
-            return (f"… {left:,} more of {total:,} changes left out here; every change is in the JSON plan "
+            return (f"… {left:,} more of {changes_words(total)} left out here; every change is in the JSON plan "
                     f"({self.artifact_hint})")
 
         return Section(f"{section.kind.title} ({total:,})", TABLE_HEAD, rows, note,

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from ..model import Plan
 from ..plan.document import plan_digest
-from . import counts_of, limit_reason, limit_rule, read_words, summary_words
+from . import changes_words, counts_of, limit_reason, limit_rule, read_words, summary_words
 from .view import Group, Section, Who, sections, team_counts
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -54,7 +54,7 @@ class TextRenderer:
         self.header(console, plan)
         summarised = not self.full and len(plan.changes) > self.large
         if summarised:
-            console.print(f"[bold]{len(plan.changes):,} changes: a summary[/] (every change: --full, or --format json)")
+            console.print(f"[bold]{changes_words(len(plan.changes))}: a summary[/] (every change: --full, or --format json)")
             console.print()
         for section in sections(plan, counted=summarised):
             self.section(console, section, summarised)
@@ -97,7 +97,7 @@ class TextRenderer:
                 console.print(f"  [{colour}]{kind.sign}[/] {group.size:,} × {escape(what)}  [dim]# {escape(group.reason)}[/]")
             if len(section.groups) > GROUPS_SHOWN:
                 rest = sum(g.size for g in section.groups[GROUPS_SHOWN:])
-                console.print(f"  … {len(section.groups) - GROUPS_SHOWN:,} more groups, {rest:,} changes (--full)")
+                console.print(f"  … {len(section.groups) - GROUPS_SHOWN:,} more groups, {changes_words(rest)} (--full)")
             console.print()
             return
         budget = self.risky_rows if summarised else None

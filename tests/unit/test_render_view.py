@@ -112,3 +112,12 @@ def test_a_large_comment_still_lists_every_change_that_takes_access_away():
     text = TextRenderer().render(plan(leavers))
     assert "leaver0999@x" in text and "leaver1000@x" not in text
     assert "  … 500 more (all of them: --full, or --format json)" in text
+
+
+def test_a_plan_of_one_change_says_one_change_not_one_changes():
+    """Plural-aware counts (issue 11): a reviewer reads "1 change", and "2 changes" from two."""
+    one = plan([title_change(1)], {"corp:u1": person("corp:u1", "Ann Lee")})
+    two = plan([title_change(1), title_change(2)])
+    assert "**1 change:** 1 user to update" in MarkdownRenderer().render(one)
+    assert "1 changes" not in MarkdownRenderer().render(one)
+    assert "**2 changes:** 2 users to update" in MarkdownRenderer().render(two)
