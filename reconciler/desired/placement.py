@@ -35,6 +35,7 @@ class Placement:
         self.group_parents = {name: group_parents(r.groups) for name, r in reads.items()}
         self.team_keys: dict[tuple[str, ...], str] = {}  # placement path -> team key, once added
         self.rules: dict[tuple[tuple[str, ...], str], str] = {}  # (OU path, base) -> its rule text, built once
+        self.places: dict[tuple[str, str], tuple[str, str]] = {}  # (container DN, base) -> (team key, rule), ou-teams
 
     def add_team(self, path: list[str]) -> str:
         known = self.team_keys.get(tuple(path))  # a dozen OU paths shared by 100,000 users
@@ -54,15 +55,28 @@ class Placement:
         if placement.mode == "target-group":
             return self.add_team([placement.target_group or placement.root]), f"target-group: every user goes to {placement.target_group}"
         if placement.mode == "ou-teams":
-            ous = ou_path(winner.entry.dn, winner.entry.search_base)
-            rule = self.rules.get((tuple(ous), winner.entry.search_base))
-            if rule is None:  # one string per OU path, not one per user
-                rule = f"ou-teams: OU path {'/'.join(ous) or '(none)'} below {winner.entry.search_base}"
-                self.rules[(tuple(ous), winner.entry.search_base)] = rule
-            return self.add_team([placement.root, *ous]), rule
+            entry = winner.entry
+            dn, base = entry.dn, entry.search_base
+            # The OU path is the container's: entries of one container share a place. Without escapes or
+            # quotes the first comma ends the entry's own RDN; other DNs are placed one by one.
+            comma = dn.find(",")
+            container = (dn[comma + 1 :], base) if comma > 0 and "\\" not in dn and '"' not in dn else None
+            placed = self.places.get(container) if container is not None else None
+            if placed is None:
+                placed = self._ou_place(dn, base)
+                if container is not None:
+                    self.places[container] = placed
+            return placed
         if placement.mode == "manual" and winner.manual:
             return self.manual_team(winner)
         return self.add_team([placement.root]), f"{placement.mode}: every user goes to {placement.root}"
+
+    def _ou_place(self, dn: str, base: str) -> tuple[str, str]:
+        ous = ou_path(dn, base)
+        rule = self.rules.get((tuple(ous), base))
+        if rule is None:  # one string per OU path, not one per user
+            rule = self.rules[(tuple(ous), base)] = f"ou-teams: OU path {'/'.join(ous) or '(none)'} below {base}"
+        return self.add_team([self.policy.placement.root, *ous]), rule
 
     def manual_team(self, winner: Candidate) -> tuple[str, str]:
         """Mode manual: the team of the first entry of manual: that names the winning entry. Another entry

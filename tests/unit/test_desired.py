@@ -1,6 +1,8 @@
 """Desired state: who is imported, with which email, where they are placed, and why others are not."""
 from dataclasses import replace
 
+import pytest
+
 from reconciler.desired import build_desired_state
 from reconciler.desired.templates import render_template
 from reconciler.dn import ou_path
@@ -93,6 +95,23 @@ def test_ou_names_are_unescaped_and_a_slash_in_a_name_cannot_fake_a_level():
     state = build_desired_state(policy(placement=Placement(mode="ou-teams")), [read(ann)])
     assert state.users["corp:guid-ann.lee"].team == "Organisation/North\\/South"
     assert state.teams["Organisation/North\\/South"].name == "North/South"
+
+
+@pytest.mark.parametrize("order", [1, -1])
+def test_ou_teams_are_worked_out_once_per_container_and_match_the_ou_path_of_each_entry(order):
+    """Entries of one container share its place (worked out once); a name with an escaped comma or a DN
+    with spaces after its commas is placed by its parsed OU path, in either order."""
+    escaped = person("Lee\\, Ann", ou="OU=Sales,OU=EMEA", anchor="guid-lee", mail="lee@corp.example.com")
+    plain = person("Bob Stone", ou="OU=Sales,OU=EMEA")
+    colleague = person("Cy Doe", ou="OU=Sales,OU=EMEA")
+    spaced = person("Di Roe", ou="OU=Sales, OU=EMEA")
+    elsewhere = person("Ed Poe", ou="OU=EMEA")
+    state = build_desired_state(policy(placement=Placement(mode="ou-teams")),
+                                [read(*[escaped, plain, colleague, spaced, elsewhere][::order])])
+    teams = {u.account_name: (u.team, u.placed_by) for u in state.users.values()}
+    sales = ("Organisation/EMEA/Sales", f"ou-teams: OU path EMEA/Sales below {BASE}")
+    assert teams == {"lee\\,.ann": sales, "bob.stone": sales, "cy.doe": sales, "di.roe": sales,
+                     "ed.poe": ("Organisation/EMEA", f"ou-teams: OU path EMEA below {BASE}")}
 
 
 def test_group_teams_follow_nested_groups_and_only_groups_with_synced_members_become_teams():
