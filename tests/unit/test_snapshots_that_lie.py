@@ -3,9 +3,11 @@ entries that cannot be classified, base64 that is not text, a DN folded with two
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from reconciler.desired import build_desired_state
 from reconciler.desired.templates import email_problem
@@ -56,6 +58,41 @@ def test_addresses_that_are_not_addresses_have_a_reason(address):
                                      "jurgen@bücher.de", "a" * 64 + "@x.com"])
 def test_addresses_are_accepted(address):
     assert email_problem(address) is None
+
+
+_LOCAL_CHARACTERS = st.sampled_from(list("aZ09.-_+'!#`~{}|ü") + [" ", "\x7f", "(", '"', "\\", "@"])
+_LABEL_CHARACTERS = st.sampled_from(list("aZ09-ü_") + [" "])
+_LOCAL_PARTS = st.text(_LOCAL_CHARACTERS, max_size=70) | st.integers(60, 66).map(lambda n: "a" * n)
+_LABELS = st.text(_LABEL_CHARACTERS, max_size=8) | st.integers(60, 66).map(lambda n: "b" * n) | \
+    st.sampled_from(["-x", "x-", "x-y", ""])
+_ADDRESSES = st.builds(lambda local, labels: local + "@" + ".".join(labels), _LOCAL_PARTS,
+                       st.lists(_LABELS, min_size=1, max_size=5)) | st.text(_LOCAL_CHARACTERS, max_size=30) | st.emails()
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_ADDRESSES)
+def test_the_fast_match_of_usual_addresses_judges_as_every_check_does(address):
+    """email_problem first tries one regular expression for the usual address: it must accept nothing the
+    checks refuse, and refuse nothing ASCII the checks accept (a refusal falls through to the checks)."""
+    from reconciler.desired import templates
+
+    fast = len(address) <= 254 and templates._USUAL_ADDRESS.fullmatch(address) is not None
+    checks = _checks_only(address)
+    assert email_problem(address) == checks
+    if fast:
+        assert checks is None
+    elif checks is None and address.isascii():
+        pytest.fail(f"the fast match refuses {address!r}, which every check accepts")
+
+
+def _checks_only(address: str):
+    from reconciler.desired import templates
+
+    usual, templates._USUAL_ADDRESS = templates._USUAL_ADDRESS, re.compile(r"(?!)")  # matches nothing
+    try:
+        return templates.email_problem(address)
+    finally:
+        templates._USUAL_ADDRESS = usual
 
 
 def test_an_invalid_email_is_ignored_with_the_reason_like_a_missing_one():
