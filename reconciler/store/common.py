@@ -304,18 +304,21 @@ def fingerprint(users: Iterable[StoreUser], teams: Iterable[StoreTeam]) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def _user_row(u: StoreUser) -> list[Any]:
-    return [
+def _user_row(u: StoreUser) -> tuple[Any, ...]:
+    """A user as the digested JSON has it (tuples are JSON arrays too: no list is copied for nothing)."""
+    links = u.links
+    return (
         u.key,
         u.email,
         u.display_name,
-        [list(pair) for pair in sorted(u.attributes)],
+        sorted(u.attributes),
         u.team,
-        sorted(u.memberships),
-        sorted(str(link) for link in u.links),
+        sorted(u.memberships) if u.memberships else [],
+        [f"{links[0].directory}:{links[0].anchor}"] if len(links) == 1 else
+        sorted(f"{link.directory}:{link.anchor}" for link in links),  # str(link), without a call per link
         u.status,
         u.managed,
-    ]
+    )
 
 
 def _compact(value: Any) -> str:
