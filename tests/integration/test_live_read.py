@@ -6,6 +6,7 @@ of 7 so the 30-person population spans several pages.
 """
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -153,3 +154,31 @@ def test_a_wrong_password_names_the_account_and_never_the_password(live_server, 
         assert "wrong password for the bind account" in message and "AD code 52e" in message
     else:
         assert "wrong user name or password" in message
+
+
+def test_a_read_decoded_in_the_helper_process_is_the_read_decoded_here(live_server, monkeypatch):
+    """A big read's pages are decoded on the other core (directory/ldap/entry_decoder.py); here every page
+    goes to the helper (START_AFTER 0) and the read must equal the one decoded in this process, with the
+    helpers started for the users and groups searches stopped by the time the read returns."""
+    from reconciler.directory.ldap.entry_decoder import EntryDecoder
+
+    directory = live_server.directory()
+    monkeypatch.setattr(EntryDecoder, "START_AFTER", 10**9)
+    here = LiveSource(directory).read()
+    started = []
+    start = EntryDecoder._start
+
+    def recorded(self):
+        ok = start(self)
+        started.append(self.helper_pid)
+        return ok
+
+    monkeypatch.setattr(EntryDecoder, "START_AFTER", 0)
+    monkeypatch.setattr(EntryDecoder, "_start", recorded)
+    helped = LiveSource(directory).read()
+    assert len(started) >= 2 and all(started)  # users and groups
+    assert helped == here
+    assert accounts(helped) == {p.account for p in PEOPLE}
+    for pid in started:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # reaped: stopped and waited for, not left running or a zombie

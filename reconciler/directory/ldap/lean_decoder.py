@@ -15,7 +15,10 @@ for value against ldap3 in tests/unit/test_lean_decoder.py.
 
 `install(connection)` swaps the class of the connection's sync strategy for
 one that uses this decoder and frames messages from one growing buffer
-(ldap3's own framing copies the rest of its buffer after every message).
+(ldap3's own framing copies the rest of its buffer after every message). The
+decoding itself is `ber.py`'s (standard library only, so that a helper process
+can run it); a paged search may also ask the strategy to keep its entries
+undecoded and decode them there (`LeanSyncStrategy.undecoded`).
 
 Swapping the class and overriding ldap3's private `_get_response` ties this
 module to the ldap3 releases it is tested with (`TESTED_LDAP3`, and the pin in
@@ -33,108 +36,24 @@ from ldap3.core.exceptions import (
 from ldap3.utils.asn1 import decode_message_fast
 
 from ...errors import DirectoryError
+from .ber import NotLean, decode_entry, is_search_entry, message_size  # noqa: F401  (NotLean: for the tests)
 
 # The ldap3 releases this module was checked against (tests/unit/test_lean_decoder.py, the live tests);
 # pyproject.toml pins ldap3 to the same. Another release is a new test run first, then a line here.
 TESTED_LDAP3 = ("2.9.1",)
-SEARCH_RESULT_ENTRY = 0x64  # [APPLICATION 4], constructed
 RECEIVE_SIZE = 1 << 16
-
-
-class NotLean(Exception):
-    """The message is not one this decoder handles: ldap3 decodes it."""
-
-
-def _length(data: bytes, position: int) -> tuple[int, int]:
-    """(content length, content start) of the BER length octets at `position` (definite form only)."""
-    first = data[position]
-    if first < 0x80:
-        return first, position + 1
-    count = first & 0x7F
-    if count == 0 or count > 4:
-        raise NotLean("indefinite or oversized length")
-    return int.from_bytes(data[position + 1 : position + 1 + count], "big"), position + 1 + count
 
 
 def decode_search_entry(message: bytes) -> tuple[int, dict] | None:
     """(message id, entry dict) for a searchResEntry without controls; None for any other message.
 
-    Raises NotLean for an entry this decoder leaves to ldap3 (malformed, or text that is not UTF-8).
+    The dict is the one ldap3 would have built, minus its formatted copy. Raises NotLean for an entry
+    this decoder leaves to ldap3 (malformed, or text that is not UTF-8).
     """
-    if len(message) < 2 or message[0] != 0x30:
+    entry = decode_entry(message)
+    if entry is None:
         return None
-    _, position = _length(message, 1)
-    if message[position] != 0x02:  # messageID INTEGER
-        return None
-    size, position = _length(message, position + 1)
-    message_id = int.from_bytes(message[position : position + size], "big")
-    position += size
-    if message[position] != SEARCH_RESULT_ENTRY:
-        return None
-    size, position = _length(message, position + 1)
-    end = position + size
-    if end != len(message):  # controls follow the entry: ldap3 decodes those
-        raise NotLean("entry with controls")
-    if message[position] != 0x04:
-        raise NotLean("objectName is not an OCTET STRING")
-    size, position = _length(message, position + 1)
-    raw_dn = message[position : position + size]
-    position += size
-    if message[position] != 0x30:
-        raise NotLean("attributes is not a SEQUENCE")
-    size, position = _length(message, position + 1)
-    if position + size != end:
-        raise NotLean("attributes do not end with the entry")
-    attributes: dict[str, list[bytes] | None] = {}
-    try:
-        # The hot loop of a big read: short-form lengths (under 128 bytes, nearly every value) are read
-        # inline, the long forms by _length.
-        while position < end:
-            if message[position] != 0x30:
-                raise NotLean("attribute is not a SEQUENCE")
-            size = message[position + 1]
-            if size < 0x80:
-                position += 2
-            else:
-                size, position = _length(message, position + 1)
-            attribute_end = position + size
-            if message[position] != 0x04:
-                raise NotLean("attribute type is not an OCTET STRING")
-            size = message[position + 1]
-            if size < 0x80:
-                position += 2
-            else:
-                size, position = _length(message, position + 1)
-            name = message[position : position + size].decode("utf-8")
-            position += size
-            if message[position] != 0x31:
-                raise NotLean("vals is not a SET")
-            size = message[position + 1]
-            if size < 0x80:
-                position += 2
-            else:
-                size, position = _length(message, position + 1)
-            if position + size != attribute_end:
-                raise NotLean("vals do not end with the attribute")
-            values: list[bytes] = []
-            while position < attribute_end:
-                if message[position] != 0x04:
-                    raise NotLean("value is not an OCTET STRING")
-                size = message[position + 1]
-                if size < 0x80:
-                    position += 2
-                else:
-                    size, position = _length(message, position + 1)
-                values.append(message[position : position + size])
-                position += size
-            if position != attribute_end:
-                raise NotLean("value runs past its attribute")
-            attributes[name] = values or None
-        dn = raw_dn.decode("utf-8")
-    except (UnicodeDecodeError, IndexError):
-        raise NotLean("not UTF-8 or truncated") from None
-    if position != end:
-        raise NotLean("attribute runs past the entry")
+    message_id, raw_dn, dn, attributes = entry
     if any(";" in name for name in attributes):
         # ldap3's auto-range (AD's member;range=0-1499) extends raw_attributes and attributes separately:
         # they must not share value lists then
@@ -150,21 +69,15 @@ def decode_search_entry(message: bytes) -> tuple[int, dict] | None:
     }
 
 
-def _message_size(buffer: bytearray, start: int) -> int:
-    """Bytes of the whole message starting at `start`, or -1 when its header has not fully arrived."""
-    if len(buffer) - start < 2:
-        return -1
-    first = buffer[start + 1]
-    if first < 0x80:
-        return 2 + first
-    count = first & 0x7F
-    if len(buffer) - start < 2 + count:
-        return -1
-    return 2 + count + int.from_bytes(buffer[start + 2 : start + 2 + count], "big")
-
-
 class LeanSyncStrategy(SyncStrategy):
-    """ldap3's synchronous strategy with search entries decoded by `decode_search_entry`."""
+    """ldap3's synchronous strategy with search entries decoded by `decode_search_entry`.
+
+    While `undecoded` is a list (`paged.paged_search` sets it for one search at a time), the search
+    entries answering the current request are appended to it as message bytes and not decoded here at
+    all: the caller decodes them, in a helper process for a big read (`entry_decoder.py`).
+    """
+
+    undecoded: list[bytes] | None = None
 
     def receiving(self):
         connection = self.connection
@@ -188,7 +101,7 @@ class LeanSyncStrategy(SyncStrategy):
                 return messages
             buffer += data
             while True:
-                size = _message_size(buffer, start)
+                size = message_size(buffer, start)
                 if size < 0 or len(buffer) - start < size:
                     break
                 messages.append(bytes(buffer[start : start + size]))
@@ -205,9 +118,13 @@ class LeanSyncStrategy(SyncStrategy):
             messages = self.receiving()
             if not messages:
                 return SESSION_TERMINATED_BY_SERVER
+            undecoded = self.undecoded
             for raw in messages:
                 if self.connection.usage:
                     self.connection._usage.update_received_message(len(raw))
+                if undecoded is not None and is_search_entry(raw, message_id):
+                    undecoded.append(raw)
+                    continue
                 try:
                     lean = decode_search_entry(raw)
                 except NotLean:

@@ -111,48 +111,74 @@ def paged_search(connection, search: Search, page_size: int, ignore_ad_system_re
     pages, a continuation reference (a part of the tree held elsewhere, which
     ldap3 is not asked to chase), and a server that ignores the paging control
     after the first page.
+
+    On a connection with the lean decoder, a page's entries arrive undecoded and are decoded while the
+    server answers the next page's request (`entry_decoder.EntryDecoder`: in a helper process once the
+    read is big); their order within a page may then differ from the server's, which no reader relies on.
     """
+    from .entry_decoder import EntryDecoder
+    from .lean_decoder import LeanSyncStrategy
+
+    strategy = getattr(connection, "strategy", None)
+    decoder = EntryDecoder(strategy) if isinstance(strategy, LeanSyncStrategy) else None
+    pending = None  # the last page's entries, being decoded while the server answers this page's request
     cookie: bytes | None = None
     pages = 0
     report = current().read  # entries read, a page at a time, to the progress observer (this may be a worker thread)
-    while True:
-        try:
-            connection.search(
-                search.base,
-                search.filter,
-                search_scope=SCOPES[search.scope],
-                attributes=list(search.attributes) or None,
-                paged_size=page_size,
-                paged_cookie=cookie,
-                paged_criticality=True,  # a server without paging must fail, not answer with its size limit
-                time_limit=time_limit,
-            )
-        except LDAPCommunicationError as error:
-            where = f"after {pages} page(s)" if pages else "on the first page"
-            raise search.failure(f"the connection was lost {where} ({error.__class__.__name__}: {error})") from None
-        except LDAPException as error:
-            raise search.failure(client_side_cause(error)) from None
-        result = connection.result
-        if result.get("result") != 0:
-            raise search.failure(result_cause(result))
-        pages += 1
-        entries = 0
-        for item in connection.response or ():
-            kind = item.get("type")
-            if kind == "searchResEntry":
-                entries += 1
-                yield RawEntry(item["dn"], item["raw_attributes"])
-            elif kind == "searchResRef":
-                urls = item.get("uri") or []
-                if ignore_ad_system_references and all(_is_ad_system_reference(u) for u in urls):
-                    continue
-                raise search.failure(f"the server referred part of the tree elsewhere ({', '.join(urls)}) and "
-                                     f"referrals are not followed; point a search base at that server's directory")
-        connection.response = None  # let the page go before the next one arrives
-        report(search.directory, entries)
-        cookie = _cookie(result)
-        if not cookie:
-            return
+    try:
+        while True:
+            undecoded: list[bytes] = []
+            if decoder is not None:
+                strategy.undecoded = undecoded
+            try:
+                connection.search(
+                    search.base,
+                    search.filter,
+                    search_scope=SCOPES[search.scope],
+                    attributes=list(search.attributes) or None,
+                    paged_size=page_size,
+                    paged_cookie=cookie,
+                    paged_criticality=True,  # a server without paging must fail, not answer with its size limit
+                    time_limit=time_limit,
+                )
+            except LDAPCommunicationError as error:
+                where = f"after {pages} page(s)" if pages else "on the first page"
+                raise search.failure(f"the connection was lost {where} ({error.__class__.__name__}: {error})") from None
+            except LDAPException as error:
+                raise search.failure(client_side_cause(error)) from None
+            finally:
+                if decoder is not None:
+                    strategy.undecoded = None
+            result = connection.result
+            if result.get("result") != 0:
+                raise search.failure(result_cause(result))
+            pages += 1
+            entries = len(undecoded)
+            for item in connection.response or ():
+                kind = item.get("type")
+                if kind == "searchResEntry":
+                    entries += 1
+                    yield RawEntry(item["dn"], item["raw_attributes"])
+                elif kind == "searchResRef":
+                    urls = item.get("uri") or []
+                    if ignore_ad_system_references and all(_is_ad_system_reference(u) for u in urls):
+                        continue
+                    raise search.failure(f"the server referred part of the tree elsewhere ({', '.join(urls)}) and "
+                                         f"referrals are not followed; point a search base at that server's directory")
+            connection.response = None  # let the page go before the next one arrives
+            # the last page's answer is taken before this page is handed over: the helper holds one page at a time
+            ready = pending() if pending is not None else ()
+            pending = decoder.submit(undecoded) if undecoded else None
+            yield from ready
+            report(search.directory, entries)
+            cookie = _cookie(result)
+            if not cookie:
+                break
+        if pending is not None:
+            yield from pending()
+    finally:
+        if decoder is not None:
+            decoder.close()
 
 
 def send(connection, search: Search, *, during: str = "", **options) -> dict:
