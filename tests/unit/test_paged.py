@@ -247,3 +247,32 @@ def test_direct_groups_come_from_member_lists_when_the_server_keeps_no_member_of
     groups = {u.dn: u.groups for u in read.users}
     assert groups[first_user] == {normalise_dn(group_dn)}
     assert all(not g for dn, g in groups.items() if dn != first_user)
+
+
+def test_memberships_member_of_lacks_are_taken_from_the_member_lists_and_nothing_else_changes():
+    """memberOf and member lists that disagree (an overlay added late, a stale back-link): a user named by a
+    group's member list gets that group even where memberOf lacks it; what memberOf names stays; a nested
+    group or a DN outside the users scope in a member list adds nothing to anyone."""
+    entries = people(4)
+    for attributes in entries.values():
+        attributes["entryUUID"] = [attributes.pop("objectGUID")[0].hex().encode()]
+    ann, bob, cy, di = sorted(entries)
+    groups_base = "OU=Groups,DC=corp,DC=example,DC=com"
+    staff, admins, inner = (f"cn={name},{groups_base}" for name in ("Staff", "Admins", "Inner"))
+    entries[ann]["memberOf"] = [staff.encode()]  # and in Admins' member list without saying so
+    entries[bob]["memberOf"] = [staff.encode(), admins.encode()]  # Admins does not list Bob: memberOf stands
+    entries[cy]["memberOf"] = [staff.encode()]
+    entries[staff] = {"entryUUID": [b"staff"], "cn": [b"Staff"], "member": [ann.encode(), cy.encode()]}
+    entries[admins] = {"entryUUID": [b"admins"], "cn": [b"Admins"],
+                       "member": [ann.encode(), inner.encode(), b"cn=Ghost,OU=Elsewhere,DC=corp,DC=example,DC=com"]}
+    entries[inner] = {"entryUUID": [b"inner"], "cn": [b"Inner"], "member": [di.encode()]}
+    directory = replace(_live_directory(), kind="openldap", flavour="openldap",
+                        schema=FLAVOUR_SCHEMAS["openldap"], groups=GroupScope(search_bases=(groups_base,)))
+    read = LiveSource(directory, connection_factory=lambda d: (FakeAD(entries), None)).read()
+    groups = {u.dn: u.groups for u in read.users}
+    assert groups == {ann: {normalise_dn(staff), normalise_dn(admins)},
+                      bob: {normalise_dn(staff), normalise_dn(admins)},
+                      cy: {normalise_dn(staff)},
+                      di: {normalise_dn(inner)}}
+    assert read.groups[normalise_dn(admins)].members == {normalise_dn(ann), normalise_dn(inner),
+                                                         "cn=ghost,ou=elsewhere,dc=corp,dc=example,dc=com"}

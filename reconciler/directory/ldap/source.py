@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import deque
 from datetime import datetime, timedelta
 from itertools import chain
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 from ldap3.utils.conv import escape_filter_chars
 
@@ -73,6 +73,7 @@ class LiveSource:
         self._connect = connection_factory  # tests hand in a fake connection
         self._member_keys: dict[str | bytes, str] = {}
         self._accounts = AccountNames()  # the users read, by account name: what memberUid values name
+        self._listed: dict[str, list[str]] = {}  # during a read: group key -> the users whose memberOf names it
         self._delta_method = delta_method  # tests hand one in; else the kind's (`delta_method_for`)
         # a delta read's searches answered from the kept records (with the changes applied), not the server
         self._records: dict[Search, dict[str, RawEntry]] | None = None
@@ -168,10 +169,12 @@ class LiveSource:
         self._member_keys = {}
         for group_dn in directory.users.member_of:
             self._require_exists(connection, group_dn)
+        self._listed = {}
         users, keys, entries_read, out_of_scope = self._read_users(connection)
         groups = self._read_groups(connection)
-        users = _with_memberships_from_groups(users, keys, groups)
+        users = _with_memberships_from_groups(users, keys, groups, self._listed)
         del keys
+        self._listed = {}
         self._member_keys, self._accounts = {}, AccountNames()
         return DirectoryRead(
             directory=directory.name,
@@ -232,6 +235,7 @@ class LiveSource:
         # A user's DN comes back as a member value of its groups: its key is filed under the DN's bytes now,
         # so the groups' members are this one string, not a second one per user, and are not normalised again.
         seed = self._member_keys
+        listed = self._listed
         read = 0
         for base, search in self._searches(scope.search_bases, ldap_filter, scope.scope, self.user_attributes()):
             for raw in self._entries(connection, search):
@@ -245,7 +249,13 @@ class LiveSource:
                 if dn == dn.strip() and not dn.endswith("'B"):  # membership.member_dn of these bytes is `key`
                     seed[dn.encode()] = key
                 attributes = lower_keys(raw.attributes)
-                groups = [known_member(v) or member_key(v) for v in attributes.get(MEMBER_OF, ())]
+                groups = _member_keys(attributes.get(MEMBER_OF), known_member, member_key)
+                for group in groups:  # who names each group: _with_memberships_from_groups looks only past them
+                    named = listed.get(group)
+                    if named is None:
+                        listed[group] = [key]
+                    else:
+                        named.append(key)
                 entries[key] = build(raw.dn, attributes, base, groups)
                 if account_key is not None and len(attributes.get(account_key, ())) > 1:
                     more_names.append((attributes[account_key], key))
@@ -356,10 +366,12 @@ class LiveSource:
                 if key in groups:
                     continue
                 attributes = lower_keys(raw.attributes)
-                members = {known_member(v) or member_key(v) for name in member_keys for v in attributes.get(name, ())}
+                members: list[str] = []
+                for name in member_keys:
+                    members += _member_keys(attributes.get(name), known_member, member_key)
                 for name in uid_keys:
-                    members.update(member for v in attributes.get(name, ()) for member in resolve(v))
-                groups[key] = make_group(directory, raw.dn, raw.attributes, members)
+                    members += (member for v in attributes.get(name, ()) for member in resolve(v))
+                groups[key] = make_group(directory, raw.dn, raw.attributes, members)  # a DnSet: duplicates go
         return groups
 
 
@@ -463,16 +475,36 @@ def _dc_suffix(dn: str) -> str | None:
     return ",".join(f"{attribute}={value}" for attribute, value, _ in avas[start:])
 
 
+def _member_keys(values, known, normalise) -> list[str]:
+    """The normalised DNs of member values: `known` (a dict's get, at C speed) for those seen before,
+    `normalise` for the others."""
+    if not values:
+        return []
+    keys = list(map(known, values))
+    if None in keys:
+        keys = [key if key is not None else normalise(value) for key, value in zip(keys, values)]
+    return keys
+
+
 def _with_memberships_from_groups(users: list[DirectoryEntry], keys: list[str],
-                                  groups: dict[str, DirectoryGroup]) -> list[DirectoryEntry]:
+                                  groups: dict[str, DirectoryGroup],
+                                  listed: Mapping[str, list[str]]) -> list[DirectoryEntry]:
     """Adds each user's direct groups as the groups' member lists record them. memberOf already says
     so on AD and on OpenLDAP with the memberof overlay; without the overlay this is the only source.
-    Only memberships memberOf lacks are collected, so the usual case builds no sets at all. `keys`: the
-    users' normalised DNs, in the same order (made once by the read, not again here)."""
-    position = {key: index for index, key in enumerate(keys)}
+    `keys`: the users' normalised DNs, in the same order (made once by the read, not again here).
+    `listed`: group key -> the users whose memberOf names it, as the read found them; only members
+    past those are looked at (set algebra, not a lookup per member: 500,000 at 100,000 users), and
+    of them, the users whose groups lack the group get it."""
+    position: dict[str, int] | None = None
     missing: dict[int, set[str]] = {}
     for group_key, group in groups.items():
-        for member in group.members:
+        unlisted = set(group.members)
+        unlisted.difference_update(listed.get(group_key, ()))
+        if not unlisted:
+            continue
+        if position is None:
+            position = {key: index for index, key in enumerate(keys)}
+        for member in unlisted:
             index = position.get(member)
             if index is not None and group_key not in users[index].groups:
                 missing.setdefault(index, set()).add(group_key)
