@@ -28,6 +28,15 @@ def strategy():
     return connection.strategy
 
 
+@pytest.fixture
+def eager(strategy):
+    """An EntryDecoder that hands every page to the helper, closed after the test whatever it did."""
+    decoder = EntryDecoder(strategy)
+    decoder.START_AFTER = 0
+    yield decoder
+    decoder.close()
+
+
 def page(first: int, count: int, message_id: int = 7) -> list[bytes]:
     return [encode_entry(message_id, f"uid=u{n},ou=People,dc=example,dc=com",
                          [("uid", [f"u{n}".encode()]), ("mail", [f"u{n}@example.com".encode()]),
@@ -52,34 +61,23 @@ def helper_alive(pid: int) -> bool:
     return "State:\tZ" not in status
 
 
-def test_pages_decoded_by_the_helper_are_the_entries_decoded_here(strategy):
-    decoder = EntryDecoder(strategy)
-    decoder.START_AFTER = 0
-    try:
-        pages = [page(0, 300), page(300, 1), page(301, 250)]
-        answers = []
-        for messages in pages:
-            answers.append(decoder.submit(messages))
-            assert decoder.helper_pid is not None and not decoder._failed
-            answers[-1] = answers[-1]()  # one page with the helper at a time, as paged_search takes them
-        assert answers == [expected(messages) for messages in pages]
-        assert answers[0][5] == RawEntry("uid=u5,ou=People,dc=example,dc=com", {
-            "uid": [b"u5"], "mail": [b"u5@example.com"],
-            "memberOf": [b"cn=a,ou=Groups,dc=example,dc=com", b"cn=b,ou=Groups,dc=example,dc=com"],
-            "jpegPhoto": [bytes(range(256)) * 2], "description": None})
-    finally:
-        decoder.close()
+def test_pages_decoded_by_the_helper_are_the_entries_decoded_here(eager):
+    pages = [page(0, 300), page(300, 1), page(301, 250)]
+    answers = []
+    for messages in pages:
+        answer = eager.submit(messages)
+        assert eager.helper_pid is not None and not eager._failed
+        answers.append(answer())  # one page with the helper at a time, as paged_search takes them
+    assert answers == [expected(messages) for messages in pages]
+    assert answers[0][5] == RawEntry("uid=u5,ou=People,dc=example,dc=com", {
+        "uid": [b"u5"], "mail": [b"u5@example.com"],
+        "memberOf": [b"cn=a,ou=Groups,dc=example,dc=com", b"cn=b,ou=Groups,dc=example,dc=com"],
+        "jpegPhoto": [bytes(range(256)) * 2], "description": None})
 
 
-def test_entries_the_lean_decoder_leaves_alone_are_decoded_by_ldap3_in_their_place(strategy):
+def test_entries_the_lean_decoder_leaves_alone_are_decoded_by_ldap3_in_their_place(eager):
     not_utf8 = encode_entry(7, "uid=x", [("cn", [b"x"])]).replace(b"uid=x", b"uid=\xff")
-    messages = [*page(0, 3), not_utf8, *page(3, 2)]
-    decoder = EntryDecoder(strategy)
-    decoder.START_AFTER = 0
-    try:
-        entries = decoder.submit(messages)()
-    finally:
-        decoder.close()
+    entries = eager.submit([*page(0, 3), not_utf8, *page(3, 2)])()
     assert [e.dn for e in entries] == [f"uid=u{n},ou=People,dc=example,dc=com" for n in range(3)] + \
         [ldap3_decoding(not_utf8)[1]["dn"]] + [f"uid=u{n},ou=People,dc=example,dc=com" for n in (3, 4)]
     assert entries[3].attributes == ldap3_decoding(not_utf8)[1]["raw_attributes"] == {"cn": [b"x"]}
@@ -104,52 +102,36 @@ def test_the_first_pages_are_decoded_here_while_the_rest_go_to_the_helper(strate
         decoder.close()
 
 
-def test_a_helper_that_dies_with_a_page_costs_nothing_but_time(strategy):
-    decoder = EntryDecoder(strategy)
-    decoder.START_AFTER = 0
-    try:
-        assert decoder.submit(page(0, 10))() == expected(page(0, 10))
-        pid = decoder.helper_pid
-        answer = decoder.submit(page(10, 200))
-        os.kill(pid, signal.SIGKILL)
-        assert answer() == expected(page(10, 200))  # decoded here instead
-        assert decoder.helper_pid is None and decoder._failed
-        assert decoder.submit(page(210, 5))() == expected(page(210, 5))  # and so is every page after
-        assert decoder.helper_pid is None
-    finally:
-        decoder.close()
-    assert not helper_alive(pid)
+def test_a_helper_that_dies_with_a_page_costs_nothing_but_time(eager):
+    assert eager.submit(page(0, 10))() == expected(page(0, 10))
+    pid = eager.helper_pid
+    answer = eager.submit(page(10, 200))
+    os.kill(pid, signal.SIGKILL)
+    assert answer() == expected(page(10, 200))  # decoded here instead
+    assert eager.helper_pid is None and eager._failed and not helper_alive(pid)
+    assert eager.submit(page(210, 5))() == expected(page(210, 5))  # and so is every page after
+    assert eager.helper_pid is None
 
 
-def test_a_helper_that_cannot_start_leaves_the_decoding_here(strategy, monkeypatch):
+def test_a_helper_that_cannot_start_leaves_the_decoding_here(eager, monkeypatch):
     monkeypatch.setattr("reconciler.directory.ldap.entry_decoder.sys.executable", "/nonexistent/python")
-    decoder = EntryDecoder(strategy)
-    decoder.START_AFTER = 0
-    assert decoder.submit(page(0, 20))() == expected(page(0, 20))
-    assert decoder.helper_pid is None and decoder._failed
-    decoder.close()
+    assert eager.submit(page(0, 20))() == expected(page(0, 20))
+    assert eager.helper_pid is None and eager._failed
 
 
-def test_the_helper_is_stopped_when_the_search_ends_even_with_a_page_still_unread(strategy):
-    decoder = EntryDecoder(strategy)
-    decoder.START_AFTER = 0
-    decoder.submit(page(0, 300))  # abandoned: the caller failed before taking the page
-    pid = decoder.helper_pid
+def test_the_helper_is_stopped_when_the_search_ends_even_with_a_page_still_unread(eager):
+    eager.submit(page(0, 300))  # abandoned: the caller failed before taking the page
+    pid = eager.helper_pid
     assert helper_alive(pid)
-    decoder.close()
+    eager.close()
     assert not helper_alive(pid)
 
 
-def test_the_helper_sees_none_of_this_processs_environment(strategy, monkeypatch):
+def test_the_helper_sees_none_of_this_processs_environment(eager, monkeypatch):
     monkeypatch.setenv("CORP_BIND_PASSWORD", "s3cret-never-shared")
-    decoder = EntryDecoder(strategy)
-    decoder.START_AFTER = 0
-    try:
-        decoder.submit(page(0, 5))()
-        environment = Path(f"/proc/{decoder.helper_pid}/environ").read_bytes()
-        command = Path(f"/proc/{decoder.helper_pid}/cmdline").read_bytes().split(b"\0")
-    finally:
-        decoder.close()
+    eager.submit(page(0, 5))()
+    environment = Path(f"/proc/{eager.helper_pid}/environ").read_bytes()
+    command = Path(f"/proc/{eager.helper_pid}/cmdline").read_bytes().split(b"\0")
     assert b"s3cret" not in environment and b"CORP_BIND_PASSWORD" not in environment
     assert command[1:4] == [b"-I", b"-S", ber.__file__.encode()]  # isolated: no PYTHON* variables, no site
 

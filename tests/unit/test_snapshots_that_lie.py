@@ -160,7 +160,7 @@ def test_a_base64_display_name_that_is_not_utf8_is_an_error_naming_entry_and_att
 
 
 def test_a_dn_folded_with_two_spaces_parses_as_ldapv2_spaces_and_places_the_user():
-    dn = f"CN=x,OU=Sales,OU=People,DC=corp,DC=example,DC =com"
+    dn = "CN=x,OU=Sales,OU=People,DC=corp,DC=example,DC =com"
     assert dn_parses(dn)
     assert normalise_dn(dn) == normalise_dn(f"CN=x,OU=Sales,{PEOPLE}")
     assert ou_path(dn, PEOPLE) == ["Sales"]
