@@ -10,8 +10,11 @@ Modules, in the order a read meets them:
 - `probe`: URLs and step-by-step diagnosis of one endpoint (DNS, TCP, TLS handshake);
 - `connect`: a bound, encrypted connection, failing over across `urls`;
 - `lean_decoder`: search entries decoded straight from the message bytes (swaps
-  ldap3's strategy class: tied to the ldap3 versions it is tested with);
+  ldap3's strategy class: tied to the ldap3 versions it is tested with); the
+  decoder itself is `ber` (standard library only);
 - `paged`: a paged search and AD's ranged values, complete or `DirectoryError`;
+- `entry_decoder`: a big read's pages decoded by `ber` in a helper process on the
+  other core while the next page is asked for (identical entries, or decoded here);
 - `read_ahead`: the next page fetched in a worker thread while this one is built;
 - `source`: the read itself (`LiveSource`), member_of on the server (AD) or walked here;
 - `check`: `reconciler check`'s steps.
