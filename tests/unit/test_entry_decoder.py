@@ -120,11 +120,12 @@ def test_a_helper_that_cannot_start_leaves_the_decoding_here(eager, monkeypatch)
 
 
 def test_the_helper_is_stopped_when_the_search_ends_even_with_a_page_still_unread(eager):
-    eager.submit(page(0, 300))  # abandoned: the caller failed before taking the page
-    pid = eager.helper_pid
-    assert helper_alive(pid)
+    eager.submit(page(0, 1000))  # abandoned: the caller failed before taking the page (an answer bigger than a pipe)
+    process = eager._process
+    assert helper_alive(process.pid)
     eager.close()
-    assert not helper_alive(pid)
+    assert not helper_alive(process.pid)
+    assert process.returncode > 0  # it ended on its own, at the broken pipe of its answer: not killed (-9) after a wait
 
 
 def test_the_helper_sees_none_of_this_processs_environment(eager, monkeypatch):

@@ -74,16 +74,8 @@ class EntryDecoder:
 
     def close(self) -> None:
         process, self._process = self._process, None
-        if process is None:
-            return
-        try:
-            process.stdin.close()  # end of input: the helper returns
-            process.wait(timeout=5)
-        except (OSError, ValueError, subprocess.TimeoutExpired):
-            process.kill()
-            process.wait()
-        finally:
-            process.stdout.close()
+        if process is not None:
+            _stop(process)
 
     def _start(self) -> bool:
         environment = {name: os.environ[name] for name in _LOADER_VARIABLES if name in os.environ}
@@ -102,12 +94,7 @@ class EntryDecoder:
         process, self._process = self._process, None
         if process is not None:
             process.kill()
-            process.wait()
-            for stream in (process.stdin, process.stdout):
-                try:
-                    stream.close()
-                except OSError:
-                    pass
+            _stop(process)
 
     def _answer(self, messages: list[bytes]) -> list[RawEntry]:
         process = self._process
@@ -133,6 +120,21 @@ class EntryDecoder:
                 decoded = None
             entries.append(RawEntry(decoded[2], decoded[3]) if decoded is not None else _by_ldap3(strategy, raw))
         return entries
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Ends the helper and waits for it: end of input ends its loop, and a helper still writing an answer
+    nobody will take (an abandoned page) gets a broken pipe rather than waiting for a reader."""
+    for stream in (process.stdin, process.stdout):
+        try:
+            stream.close()
+        except OSError:  # a helper already gone: what was left unwritten does not matter
+            pass
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _by_ldap3(strategy, raw: bytes) -> RawEntry:

@@ -166,7 +166,8 @@ def paged_search(connection, search: Search, page_size: int, ignore_ad_system_re
                     raise search.failure(f"the server referred part of the tree elsewhere ({', '.join(urls)}) and "
                                          f"referrals are not followed; point a search base at that server's directory")
             connection.response = None  # let the page go before the next one arrives
-            # the last page's answer is taken before this page is handed over: the helper holds one page at a time
+            # the last page's answer is taken before this page is handed over: the helper holds one page at a
+            # time (handing this one over first, both sides would wait on a full pipe, each for the other)
             ready = pending() if pending is not None else ()
             pending = decoder.submit(undecoded) if undecoded else None
             yield from ready
