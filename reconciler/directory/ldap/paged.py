@@ -17,6 +17,7 @@ from ldap3 import BASE, LEVEL, SUBTREE
 from ldap3.core.exceptions import LDAPCommunicationError, LDAPException, LDAPInvalidFilterError
 
 from ...errors import DirectoryError
+from ...model import quick_init
 from ...progress import current
 
 PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
@@ -64,6 +65,7 @@ class Search:
         )
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RawEntry:
     """An entry as the server sent it: DN and raw (bytes) values, attribute names as the server spelled them.
