@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import marshal
 import sys
+from collections.abc import Iterable, Iterator
 
 SEARCH_RESULT_ENTRY = 0x64  # [APPLICATION 4], constructed
 _SIZE = 8  # bytes of a request's or an answer's length
@@ -150,21 +151,31 @@ def is_search_entry(message: bytes, message_id: int) -> bool:
         return False
 
 
-def decode_page(data: bytes) -> list[tuple[str, dict[str, list[bytes] | None]] | None]:
-    """(dn, attributes) for each message of `data` (whole messages back to back), None where ldap3 decodes."""
-    decoded: list[tuple[str, dict[str, list[bytes] | None]] | None] = []
+Decoded = tuple[str, dict[str, list[bytes] | None]]  # (dn, attributes), as decode_entry finds them
+
+
+def decode_messages(messages: Iterable[bytes]) -> list[Decoded | None]:
+    """(dn, attributes) for each message, None where ldap3 decodes: what the helper answers for a page, and
+    what `entry_decoder` works out in the main process when the helper is not used."""
+    decoded: list[Decoded | None] = []
+    for message in messages:
+        try:
+            entry = decode_entry(message)
+        except NotLean:
+            entry = None
+        decoded.append(None if entry is None else (entry[2], entry[3]))
+    return decoded
+
+
+def split_messages(data: bytes) -> Iterator[bytes]:
+    """The whole messages that `data` holds back to back."""
     start = 0
     while start < len(data):
         size = message_size(data, start)
         if size < 0 or start + size > len(data):
             raise ValueError("a request ends inside a message")
-        try:
-            entry = decode_entry(data[start : start + size])
-        except NotLean:
-            entry = None
-        decoded.append(None if entry is None else (entry[2], entry[3]))
+        yield data[start : start + size]
         start += size
-    return decoded
 
 
 def _read_exactly(stream, size: int) -> bytes | None:
@@ -187,7 +198,7 @@ def serve(requests, answers) -> None:
         data = _read_exactly(requests, int.from_bytes(header, "big"))
         if data is None:
             return
-        answer = marshal.dumps(decode_page(data))
+        answer = marshal.dumps(decode_messages(split_messages(data)))
         answers.write(len(answer).to_bytes(_SIZE, "big"))
         answers.write(answer)
         answers.flush()

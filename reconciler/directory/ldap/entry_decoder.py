@@ -106,20 +106,16 @@ class EntryDecoder:
         except (OSError, ValueError, EOFError, TypeError, AttributeError):
             self._give_up()
             return self._decode_here(messages)
-        strategy = self._strategy
-        return [RawEntry(*decoded) if decoded is not None else _by_ldap3(strategy, raw)
-                for decoded, raw in zip(answer, messages)]
+        return self._entries(answer, messages)
 
     def _decode_here(self, messages: list[bytes]) -> list[RawEntry]:
+        return self._entries(ber.decode_messages(messages), messages)
+
+    def _entries(self, decoded: list, messages: list[bytes]) -> list[RawEntry]:
+        """The page's entries: as the decoder found them, or by ldap3 where it left one alone."""
         strategy = self._strategy
-        entries = []
-        for raw in messages:
-            try:
-                decoded = ber.decode_entry(raw)
-            except ber.NotLean:
-                decoded = None
-            entries.append(RawEntry(decoded[2], decoded[3]) if decoded is not None else _by_ldap3(strategy, raw))
-        return entries
+        return [RawEntry(*entry) if entry is not None else _by_ldap3(strategy, raw)
+                for entry, raw in zip(decoded, messages)]
 
 
 def _stop(process: subprocess.Popen) -> None:
