@@ -249,7 +249,7 @@ class LiveSource:
                 if dn == dn.strip() and not dn.endswith("'B"):  # membership.member_dn of these bytes is `key`
                     seed[dn.encode()] = key
                 attributes = lower_keys(raw.attributes)
-                groups = _member_keys(attributes.get(MEMBER_OF), known_member, member_key)
+                groups = _resolve_members(attributes.get(MEMBER_OF), known_member, member_key)
                 for group in groups:  # who names each group: _with_memberships_from_groups looks only past them
                     named = listed.get(group)
                     if named is None:
@@ -368,7 +368,7 @@ class LiveSource:
                 attributes = lower_keys(raw.attributes)
                 members: list[str] = []
                 for name in member_keys:
-                    members += _member_keys(attributes.get(name), known_member, member_key)
+                    members += _resolve_members(attributes.get(name), known_member, member_key)
                 for name in uid_keys:
                     members += (member for v in attributes.get(name, ()) for member in resolve(v))
                 groups[key] = make_group(directory, raw.dn, raw.attributes, members)  # a DnSet: duplicates go
@@ -475,7 +475,7 @@ def _dc_suffix(dn: str) -> str | None:
     return ",".join(f"{attribute}={value}" for attribute, value, _ in avas[start:])
 
 
-def _member_keys(values, known, normalise) -> list[str]:
+def _resolve_members(values, known, normalise) -> list[str]:
     """The normalised DNs of member values: `known` (a dict's get, at C speed) for those seen before,
     `normalise` for the others."""
     if not values:
