@@ -306,16 +306,14 @@ def fingerprint(users: Iterable[StoreUser], teams: Iterable[StoreTeam]) -> str:
 
 def _user_row(u: StoreUser) -> tuple[Any, ...]:
     """A user as the digested JSON has it (tuples are JSON arrays too: no list is copied for nothing)."""
-    links = u.links
     return (
         u.key,
         u.email,
         u.display_name,
         sorted(u.attributes),
         u.team,
-        sorted(u.memberships) if u.memberships else [],
-        [f"{links[0].directory}:{links[0].anchor}"] if len(links) == 1 else
-        sorted(f"{link.directory}:{link.anchor}" for link in links),  # str(link), without a call per link
+        sorted(u.memberships),
+        sorted(map(str, u.links)),
         u.status,
         u.managed,
     )
