@@ -9,6 +9,8 @@ directly or through nested groups; root in the root.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..directory.membership import group_parents, transitive_groups
 from ..dn import ou_path
 from ..model import DesiredTeam, DirectoryRead
@@ -90,7 +92,7 @@ class Placement:
                      + ", the first listing wins")
         return self.add_team([root, *first.team]), rule
 
-    def group_teams(self, person: list[Candidate]) -> frozenset[str]:
+    def group_teams(self, person: Sequence[Candidate]) -> frozenset[str]:
         """group-teams: a team per group any of the person's entries is in, through nesting too."""
         if self.policy.placement.mode != "group-teams":
             return NO_TEAMS

@@ -75,7 +75,7 @@ def in_scope(policy: Policy, reads: dict[str, DirectoryRead], verdicts: Verdicts
             email, rule = email_of(directory.mapping, entry)
             listing = manual.naming(entry, email) if manual is not None else ()
             if shared and entry.anchor.lower() in shared:
-                others = "; ".join(o.dn for o in shared[entry.anchor.lower()] if o is not entry)
+                others = "; ".join(sorted(o.dn for o in shared[entry.anchor.lower()] if o is not entry))
                 verdicts.add(entry, email, "ignored", f"conflict: the same {directory.schema.anchor} {entry.anchor} "
                                                       f"as {others} in {directory.name}; neither is imported")
             elif entry.disabled and not directory.users.include_disabled:

@@ -1,6 +1,8 @@
 """The desired users: one per person, from the winning entry, and the verdict of every entry imported."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..model import DesiredUser, Link
 from .placement import Placement
 from .scope import Candidate, Verdicts
@@ -8,7 +10,7 @@ from .sharing import Sharing
 from .templates import render_template
 
 
-def desired_users(people: list[list[Candidate]], placement: Placement, verdicts: Verdicts,
+def desired_users(people: list[Candidate | list[Candidate]], placement: Placement, verdicts: Verdicts,
                   when_disabled: str = "deactivate", release: bool = False) -> dict[str, DesiredUser]:
     """`release`: each person's place in `people` is emptied once they are built, so that their entries can
     go (`build_desired_state(release_entries=True)`). `when_disabled` decides the status of people imported although disabled (users.include_disabled):
@@ -20,9 +22,10 @@ def desired_users(people: list[list[Candidate]], placement: Placement, verdicts:
     # equal (name, value) pairs and attributes tuples made once (sharing.py): most people share a department
     share_pair: dict[str, Sharing] = {}  # by attribute name
     share_attributes = Sharing()
-    for index, person in enumerate(people):
+    for index, one in enumerate(people):
         if release:
             people[index] = None  # type: ignore[call-overload]  (this loop holds the person until the next)
+        person = (one,) if type(one) is Candidate else one  # merge.py: a lone candidate is a person of one
         winner = person[0]
         entry, directory = winner.entry, winner.directory
         key = f"{directory.name}:{entry.anchor}"
@@ -68,13 +71,13 @@ def desired_users(people: list[list[Candidate]], placement: Placement, verdicts:
     return users
 
 
-def _status(person: list[Candidate], when_disabled: str) -> str | None:
+def _status(person: Sequence[Candidate], when_disabled: str) -> str | None:
     if not all(c.entry.disabled for c in person):
         return "active"  # one enabled entry is enough: without include_disabled the person would be that entry
     return None if when_disabled == "keep" else "deactivated"
 
 
-def _disabled_outcome(person: list[Candidate], when_disabled: str) -> str:
+def _disabled_outcome(person: Sequence[Candidate], when_disabled: str) -> str:
     if not all(c.entry.disabled for c in person):
         return "but enabled elsewhere, so active"
     if when_disabled == "keep":
