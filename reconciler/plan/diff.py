@@ -87,15 +87,23 @@ class _Differ:
 
     def match(self) -> dict[str, StoreUser]:
         """desired key -> store user: by directory anchor first, then by email."""
-        # directory -> anchor -> store key: what str(link) spells "directory:anchor", without a Link.__str__ call,
-        # a new string or a (directory, anchor) tuple per link (bench/README.md: "the diff"; 64 MB at a million)
-        by_link: dict[str, dict[str, str]] = defaultdict(dict)
-        for user in self.store.users.values():
-            for link in user.links:
-                by_link[link.directory][link.anchor] = user.key
         matched: dict[str, StoreUser] = {}
-        claimed, store_users, no_links = self.claimed, self.store.users, {}
+        claimed, store_users = self.claimed, self.store.users
+        # Most people are a pair: the store user under the person's own key, holding that one link and no
+        # other. No one else can reach that store user by anchor (a link belongs to one desired person), so
+        # the pair is matched as it stands and only the rest need the map of store links: at a million users
+        # that map was 40-80 MB at the diff's peak. A link two store users hold makes the shortcut unsafe
+        # (which one a lookup finds depends on the map), so then every link goes through the map, as before.
+        by_link = self._links_beyond_pairs()
+        shortcut = by_link is not None
+        if by_link is None:
+            by_link = self._links_beyond_pairs(shortcut=False)
+        no_links: dict[str, str] = {}
         for d in self.desired.users.values():  # pass 1: anchors, the winning directory's first
+            if shortcut and _paired(d, s := store_users.get(d.key)):
+                matched[d.key] = s  # type: ignore[assignment]
+                claimed.add(d.key)
+                continue
             links = d.links if len(d.links) == 1 else sorted(d.links, key=lambda link: link.directory != d.source)
             for link in links:
                 key = by_link.get(link.directory, no_links).get(link.anchor)
@@ -125,6 +133,24 @@ class _Differ:
             matched[d.key] = found
             self.claimed.add(found.key)
         return matched
+
+    def _links_beyond_pairs(self, shortcut: bool = True) -> dict[str, dict[str, str]] | None:
+        """directory -> anchor -> store key of every link the store holds outside the pairs (all of them
+        without `shortcut`); None when a store user outside the pairs holds a pair's link (the pair then is
+        not one). Dicts by directory, not Link or "directory:anchor" keys: no new string or tuple per link."""
+        by_link: dict[str, dict[str, str]] = defaultdict(dict)
+        store_users, desired = self.store.users, self.desired.users
+        for user in store_users.values():
+            if shortcut and _paired(desired.get(user.key), user):
+                continue
+            for link in user.links:
+                if shortcut:
+                    spelled = f"{link.directory}:{link.anchor}"
+                    held = store_users.get(spelled)
+                    if held is not None and held is not user and _paired(desired.get(spelled), held):
+                        return None
+                by_link[link.directory][link.anchor] = user.key
+        return by_link
 
     def user_changes(self, d: DesiredUser, s: StoreUser | None) -> None:
         """What to plan for one person the directories hold (`s`: the store's record of them, if any)."""
@@ -434,6 +460,16 @@ class _Differ:
             user_key, team = membership_parts(change.key)
             return f"{emails.get(user_key, user_key)} in {self.team_name(team)}"
         return emails.get(change.key, change.key)
+
+
+def _paired(d: DesiredUser | None, s: StoreUser | None) -> bool:
+    """Whether store user `s`, under desired person `d`'s key, holds `d`'s first link (their winning entry's)
+    and no other: a pair that matching by anchor would join, whoever else the store and directories hold."""
+    if d is None or s is None or len(s.links) != 1:
+        return False
+    links = d.links
+    first = links[0] if len(links) == 1 else next(link for link in links if link.directory == d.source)
+    return s.links[0] == first
 
 
 def _verdicts_by_link(verdicts: list[EntryVerdict], order, links: list[Link]) -> dict[str, dict[str, EntryVerdict]]:
