@@ -300,7 +300,7 @@ def profile(args) -> None:
     if args.account:
         account_read(reads[0]).report("the read (DirectoryRead)", users)
     started = time.perf_counter()
-    desired = build_desired_state(policy, reads, release_entries=True, verdicts_in_order=False) if args.release \
+    desired = build_desired_state(policy, reads, release_entries=True, all_verdicts=False) if args.release \
         else build_desired_state(policy, reads)
     mark("desired", started)
     if args.account:
@@ -351,7 +351,7 @@ def main(argv: list[str] | None = None) -> None:
             command.add_argument("--account", action="store_true", help="bytes per part of an entry")
             command.add_argument("--store", choices=("churn", "first"), help="go on: store read and diff")
             command.add_argument("--release", action="store_true",
-                                 help="build_desired_state as a plan calls it: the entries let go, the verdicts not sorted")
+                                 help="build_desired_state as a plan calls it: the entries let go, the verdicts a plan reads")
             command.add_argument("--top", type=int, default=0, help="with --trace: the N lines holding most after each stage")
     args = parser.parse_args(argv)
     {"setup": setup, "measure": measure, "profile": profile, "stop": stop}[args.command](args)

@@ -60,7 +60,7 @@ def plan_policy(policy: Policy, store: Store | None = None, *, plan_only: bool =
     if read.unchanged and steady_plan is not None:
         return Planned(policy, None, None, _renewed(policy, steady_plan, read, store))
     with stage("desired", "building the desired state"):
-        desired = build_desired_state(policy, read.reads, release_entries=True, verdicts_in_order=not plan_only)
+        desired = build_desired_state(policy, read.reads, release_entries=True, all_verdicts=not plan_only)
     notes, states = read.notes, read.states
     del read  # the entries as read are not needed past the desired state: free them before the store is read
     store = store or open_store(policy.store)

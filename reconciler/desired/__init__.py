@@ -29,16 +29,18 @@ from .users import desired_users
 
 
 def build_desired_state(policy: Policy, reads: list[DirectoryRead], *, release_entries: bool = False,
-                        verdicts_in_order: bool = True) -> DesiredState:
+                        all_verdicts: bool = True) -> DesiredState:
     """`release_entries`: the caller needs the reads' user entries no more (a plan: only the groups and
     counts are read again), so each entry is let go as soon as its person is built instead of all of them
     living until the desired state is done. The reads' `users` lists are emptied; nothing else changes.
     At a million users that keeps the peak of this stage near the size of the read, not read plus desired.
 
-    Without `verdicts_in_order` the verdicts stay in the order the stages reached them: a plan orders only
-    the few it lists (make_plan), and sorting a million by normalised DN was 150 MB of keys at once."""
+    Without `all_verdicts`, the verdicts a plan reads: every entry's but the "imported" of each person's
+    winning entry (counted, not listed: the diff reads those off the desired people, and a million of them
+    were 100 MB), in the order the stages reached them (a plan orders only the few it lists, make_plan, and
+    sorting a million by normalised DN was 150 MB of keys at once)."""
     by_name = {r.directory: r for r in reads}
-    verdicts = Verdicts()
+    verdicts = Verdicts(list_winners=all_verdicts)
     placement = Placement(policy, by_name)
     in_scope_counts = {r.directory: len(r.users) for r in reads}
     # At 100,000 users the order below is worth 20 MB of peak memory: the candidates and people are
@@ -52,7 +54,7 @@ def build_desired_state(policy: Policy, reads: list[DirectoryRead], *, release_e
     del candidates
     users = desired_users(people, placement, verdicts, policy.lifecycle.when_disabled, release=release_entries)
     del people
-    ordered = verdicts.ordered(policy.precedence) if verdicts_in_order else verdicts.items
+    ordered = verdicts.ordered(policy.precedence) if all_verdicts else verdicts.items
     warnings = [f"manual: lists {m.who!r}, whom no directory read has (an email, account name or DN, as the "
                 "directory spells it); nobody is placed by it" for m in verdicts.unmatched_manual]
     # sorted by key without a list of (key, user) pairs: at a million users those pairs are 64 MB more

@@ -30,14 +30,20 @@ def verdict_order(precedence: tuple[str, ...]) -> Callable[[EntryVerdict], tuple
 class Verdicts:
     """The verdict (imported, ignored, disabled) and reason of every entry read, as the stages reach them."""
 
-    def __init__(self) -> None:
+    def __init__(self, list_winners: bool = True) -> None:
         self.items: list[EntryVerdict] = []
         self.unmatched_manual: list[ManualEntry] = []  # mode manual: entries of manual: that name no entry read
+        self.list_winners = list_winners  # False: a winning entry's "imported" is counted, not listed
+        self.winners_unlisted: dict[str, int] = {}  # directory -> how many
 
     def add(self, entry: DirectoryEntry, email: str | None, verdict: str, reason: str, user_key: str | None = None):
         self.items.append(
             EntryVerdict(entry.directory, entry.dn, entry.anchor, entry.account_name, email, verdict, reason, user_key)  # type: ignore[arg-type]
         )
+
+    def count_winner(self, directory: str) -> None:
+        """A person's winning entry was imported (without `list_winners`, instead of `add`)."""
+        self.winners_unlisted[directory] = self.winners_unlisted.get(directory, 0) + 1
 
     def ordered(self, precedence: tuple[str, ...]) -> list[EntryVerdict]:
         """The verdicts by directory (in `identity.precedence` order), then by DN."""
@@ -56,6 +62,8 @@ class Verdicts:
                               "imported": 0, "ignored": 0, "disabled": 0}
         for v in self.items:
             counts[v.directory][v.verdict] += 1
+        for directory, unlisted in self.winners_unlisted.items():
+            counts[directory]["imported"] += unlisted
         return counts
 
 

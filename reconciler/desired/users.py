@@ -56,6 +56,9 @@ def desired_users(people: list[Candidate | list[Candidate]], placement: Placemen
             status=_status(person, when_disabled),
         )
         for c in person:
+            if c is winner and not verdicts.list_winners:
+                verdicts.count_winner(c.directory.name)  # the diff reads this verdict off the person
+                continue
             if c is winner:
                 reason = reasons.get((c.directory.name, c.email_rule))
                 if reason is None:  # shared by everyone imported by the same rule

@@ -407,7 +407,7 @@ class _Differ:
             if s is None or not unchanged(d, s):  # 99% of an hourly plan is unchanged
                 user_changes(d, s)
         leavers = [s for s in self.store.users.values() if s.managed and s.key not in self.claimed]
-        self.verdict_by_link = _verdicts_by_link(self.desired.verdicts, verdict_order(self.policy.precedence),
+        self.verdict_by_link = _verdicts_by_link(self.desired, verdict_order(self.policy.precedence),
                                                  [link for s in leavers for link in s.links])
         for s in leavers:
             self.leaver_changes(s)
@@ -467,30 +467,46 @@ class _Differ:
 def _paired(d: DesiredUser | None, s: StoreUser | None) -> bool:
     """Whether store user `s`, under desired person `d`'s key, holds `d`'s first link (their winning entry's)
     and no other: a pair that matching by anchor would join, whoever else the store and directories hold."""
-    if d is None or s is None or len(s.links) != 1:
-        return False
+    return d is not None and s is not None and len(s.links) == 1 and s.links[0] == _winning_link(d)
+
+
+def _winning_link(d: DesiredUser) -> Link:
+    """The link of the entry whose attributes won, which the person's key spells."""
     links = d.links
-    first = links[0] if len(links) == 1 else next(link for link in links if link.directory == d.source)
-    return s.links[0] == first
+    return links[0] if len(links) == 1 else next(link for link in links if link.directory == d.source)
 
 
-def _verdicts_by_link(verdicts: list[EntryVerdict], order, links: list[Link]) -> dict[str, dict[str, EntryVerdict]]:
+def _verdicts_by_link(desired: DesiredState, order, links: list[Link]) -> dict[str, dict[str, EntryVerdict]]:
     """directory -> anchor -> the verdict of that entry, for the entries of `links` only (the leavers': a few
     thousand of a million verdicts, and no new string or tuple per entry). Two verdicts on one entry (an
     anchor two entries share) resolve to the later in verdict order, as they did when the verdicts came
-    sorted: the answer does not depend on the order they come in."""
+    sorted: the answer does not depend on the order they come in.
+
+    The "imported" verdict of each person's winning entry is read off the person (a plan's desired state does not
+    list them, build_desired_state(all_verdicts=False)); where it is listed too, the two agree on all the
+    diff asks of an imported verdict, the person it went to."""
     wanted: dict[str, set[str]] = defaultdict(set)
     for link in links:
         wanted[link.directory].add(link.anchor)
     by_link: dict[str, dict[str, EntryVerdict]] = defaultdict(dict)
+    if not wanted:
+        return by_link
     nothing: set[str] = set()
-    for v in verdicts:
-        if v.anchor not in wanted.get(v.directory, nothing):
-            continue
+
+    def consider(v: EntryVerdict) -> None:
         same_directory = by_link[v.directory]
         held = same_directory.get(v.anchor)
         if held is None or order(v) >= order(held):
             same_directory[v.anchor] = v
+
+    for v in desired.verdicts:
+        if v.anchor in wanted.get(v.directory, nothing):
+            consider(v)
+    for d in desired.users.values():
+        first = _winning_link(d)
+        if first.anchor in wanted.get(first.directory, nothing):
+            consider(EntryVerdict(d.source, d.dn, first.anchor, d.account_name, d.email, "imported",
+                                  f"in scope of {d.source}", d.key))
     return by_link
 
 

@@ -31,7 +31,7 @@ def make_plan(policy: Policy, desired: DesiredState, store: StoreState, recent: 
     """`recent`: what applies changed within safety.window_hours, per kind.action (plan/safety.py)."""
     guard_empty_reads(policy, desired, store)
     result = diff(policy, desired, store)
-    # in verdict order whether or not the desired state sorted them all (build_desired_state: verdicts_in_order)
+    # in verdict order whether or not the desired state sorted them all (build_desired_state: all_verdicts)
     ignored = sorted((v for v in desired.verdicts if v.verdict != "imported"), key=verdict_order(policy.precedence))
     ignored += result.ignored
     plan = Plan(
