@@ -13,6 +13,7 @@ from typing import Any
 from ..changes import USER_FIELDS as ALL_USER_FIELDS, change_kind, membership_key, membership_parts
 from ..model import Change, DesiredState, DesiredUser, EntryVerdict, Link, Person, StoreState, StoreUser, sort_changes
 from ..desired.scope import verdict_order
+from .matching import Matches, match, winning_link
 from ..policy.model import Policy
 
 # the fields an update compares, in the order a plan names them
@@ -78,81 +79,22 @@ class _Differ:
         self.attribute_dicts: dict[tuple, dict[str, str]] = {}  # record(): one dict per distinct attributes tuple
         self.new_in: dict[str, str] = {}  # "new in corp": one string per directory, not per create
         self.ignored: list[EntryVerdict] = []
-        self.claimed: set[str] = set()  # the store keys a desired person is matched to
         self._managed_teams: frozenset[str] | None = None
-        self._matched: dict[str, StoreUser] = {}  # desired key -> the store user it is matched to (run())
+        self.matches: Matches | None = None  # who each desired person is in the store (run())
         self._link_holder: dict[Link, str] | None = None  # link -> the desired user who holds it, built for leavers only
         # why an entry is not imported, by directory and anchor: the reason a leaver's change gives (run())
         self.verdict_by_link: dict[str, dict[str, EntryVerdict]] = {}
 
-    def match(self) -> dict[str, StoreUser]:
-        """desired key -> store user: by directory anchor first, then by email."""
-        matched: dict[str, StoreUser] = {}
-        claimed, store_users = self.claimed, self.store.users
-        # Most people are a pair: the store user under the person's own key, holding that one link and no
-        # other. No one else can reach that store user by anchor (a link belongs to one desired person), so
-        # the pair is matched as it stands and only the rest need the map of store links: at a million users
-        # that map was 40-80 MB at the diff's peak. A link two store users hold makes the shortcut unsafe
-        # (which one a lookup finds depends on the map), so then every link goes through the map, as before.
-        by_link = self._links_beyond_pairs()
-        shortcut = by_link is not None
-        if by_link is None:
-            by_link = self._links_beyond_pairs(shortcut=False)
-        no_links: dict[str, str] = {}
-        for d in self.desired.users.values():  # pass 1: anchors, the winning directory's first
-            if shortcut and _paired(d, s := store_users.get(d.key)):
-                matched[d.key] = s  # type: ignore[assignment]
-                claimed.add(d.key)
-                continue
-            links = d.links if len(d.links) == 1 else sorted(d.links, key=lambda link: link.directory != d.source)
-            for link in links:
-                key = by_link.get(link.directory, no_links).get(link.anchor)
-                if key and key not in claimed:
-                    matched[d.key] = store_users[key]
-                    claimed.add(key)
-                    break
-        unmatched = [d for d in self.desired.users.values() if d.key not in matched]
-        by_email: dict[str, list[StoreUser]] = defaultdict(list)
-        if unmatched:  # usually a handful of hires: the email index is built only for them, and holds only
-            wanted = {d.email for d in unmatched}  # their emails (of every store user: 190 MB at a million)
-            for user in self.store.users.values():
-                if (email := user.email.lower()) in wanted:
-                    by_email[email].append(user)
-        for d in unmatched:  # pass 2: email (re-hires, merges, adoption)
-            candidates = sorted(
-                (u for u in by_email.get(d.email, ()) if u.key not in self.claimed),
-                key=lambda u: (not u.managed, u.key),
-            )
-            if not candidates:
-                continue
-            found = candidates[0]
-            if not found.managed and not self.policy.identity.adopt_unmanaged:
-                self.ignored.append(EntryVerdict(
-                    d.source, d.dn, d.key.split(":", 1)[1], d.account_name, d.email, "ignored",
-                    f"the store has an unmanaged user {found.key} with email {d.email}; "
-                    "set identity.adopt_unmanaged: true to adopt it", d.key))
-                continue
-            matched[d.key] = found
-            self.claimed.add(found.key)
-        return matched
-
-    def _links_beyond_pairs(self, shortcut: bool = True) -> dict[str, dict[str, str]] | None:
-        """directory -> anchor -> store key of every link the store holds outside the pairs (all of them
-        without `shortcut`); None when a store user outside the pairs holds a pair's link (the pair then is
-        not one). Dicts by directory, not Link or "directory:anchor" keys: no new string or tuple per link."""
-        by_link: dict[str, dict[str, str]] = defaultdict(dict)
-        store_users, desired = self.store.users, self.desired.users
-        for user in store_users.values():
-            if shortcut and _paired(desired.get(user.key), user):
-                continue
-            for link in user.links:
-                if shortcut:
-                    spelled = f"{link.directory}:{link.anchor}"
-                    held = store_users.get(spelled)
-                    if held is not None and held is not user and _paired(desired.get(spelled), held):
-                        return None
-                by_link[link.directory][link.anchor] = user.key
-        return by_link
+    def match(self) -> Matches:
+        """Who each desired person is in the store (plan/matching.py); the people an unmanaged store user's
+        email keeps out while identity.adopt_unmanaged is false are listed as ignored."""
+        matches = match(self.desired.users, self.store.users, self.policy.identity.adopt_unmanaged)
+        for d, found in matches.refused:
+            self.ignored.append(EntryVerdict(
+                d.source, d.dn, d.key.split(":", 1)[1], d.account_name, d.email, "ignored",
+                f"the store has an unmanaged user {found.key} with email {d.email}; "
+                "set identity.adopt_unmanaged: true to adopt it", d.key))
+        return matches
 
     def user_changes(self, d: DesiredUser, s: StoreUser | None) -> None:
         """What to plan for one person the directories hold (`s`: the store's record of them, if any)."""
@@ -306,7 +248,7 @@ class _Differ:
     def store_key_of(self, desired_key: str) -> str | None:
         """The store key of the managed store user a desired person is matched to, if any (asked of the
         matches rather than kept as a second map of a million keys)."""
-        found = self._matched.get(desired_key)
+        found = self.matches.of(desired_key) if self.matches is not None else None
         return found.key if found is not None and found.managed else None
 
     @property
@@ -326,7 +268,7 @@ class _Differ:
                 f"under the search bases and filter of {', '.join(names)}; the server checks membership and "
                 "does not say which")
 
-    def referenced_teams(self, people: list[DesiredUser], matched: dict[str, StoreUser]) -> set[str]:
+    def referenced_teams(self, people: list[DesiredUser], matches: Matches) -> set[str]:
         """The teams someone is in once the user changes are applied: what the desired people are in (plus
         the memberships of their store records the plan does not manage), and what the store's other
         users (leavers, hand-made users) are in."""
@@ -335,12 +277,12 @@ class _Differ:
         for d in people:
             if d.memberships:
                 referenced |= d.memberships
-        for s in matched.values():
+        for _, s in matches.items():
             if s.memberships:
                 referenced |= (s.memberships - managed) if s.managed else s.memberships
         # a leaver being deleted still counts here, so their team goes one plan later (kept as it was)
         for s in self.store.users.values():
-            if s.key not in self.claimed:
+            if not matches.is_claimed(s.key):
                 referenced.add(s.team)
                 referenced |= s.memberships
         referenced.discard(None)  # type: ignore[arg-type]
@@ -367,17 +309,17 @@ class _Differ:
             if team.managed and key not in keep:
                 self.changes.append(Change("delete", "team", key, "no synced members left", {"name": team.name, "parent": team.parent}, None))
 
-    def name_conflicts(self, matched: dict[str, StoreUser]) -> None:
+    def name_conflicts(self, matches: Matches) -> None:
         """People whose email the store cannot take because another of its users holds it as a unique
         sign-in name (`StoreState.taken_names`, SCIM's userName): not planned, listed as conflicts. Planned,
         their create or update would be refused by the server at apply, run after run."""
         taken = self.store.taken_names
         if not taken:
             return
-        by_store_key = {s.key: d_key for d_key, s in matched.items()}
+        by_store_key = {s.key: d_key for d_key, s in matches.items()}
         for d in self.desired.users.values():
             holder = taken.get(d.email.lower())
-            mine = matched.get(d.key)
+            mine = matches.of(d.key)
             if holder is None or (mine is not None and mine.key == holder):
                 continue
             held_by = self.store.users.get(holder)
@@ -397,21 +339,21 @@ class _Differ:
                                              "ignored", reason, d.key))
 
     def run(self) -> Diff:
-        matched = self._matched = self.match()
-        self.name_conflicts(matched)
+        matches = self.matches = self.match()
+        self.name_conflicts(matches)
         blocked = {i.user_key for i in self.ignored}
         people = [d for d in self.desired.users.values() if d.key not in blocked] if blocked else list(self.desired.users.values())
         user_changes, unchanged = self.user_changes, self.unchanged
         for d in people:
-            s = matched.get(d.key)
+            s = matches.of(d.key)
             if s is None or not unchanged(d, s):  # 99% of an hourly plan is unchanged
                 user_changes(d, s)
-        leavers = [s for s in self.store.users.values() if s.managed and s.key not in self.claimed]
+        leavers = [s for s in self.store.users.values() if s.managed and not matches.is_claimed(s.key)]
         self.verdict_by_link = _verdicts_by_link(self.desired, verdict_order(self.policy.precedence),
                                                  [link for s in leavers for link in s.links])
         for s in leavers:
             self.leaver_changes(s)
-        self.team_changes(self.referenced_teams(people, matched))
+        self.team_changes(self.referenced_teams(people, matches))
         changes = self.changes
         emails = self.emails(changes)
         for index, change in enumerate(changes):  # in place: the unlabelled change goes as its copy is made
@@ -464,18 +406,6 @@ class _Differ:
         return emails.get(change.key, change.key)
 
 
-def _paired(d: DesiredUser | None, s: StoreUser | None) -> bool:
-    """Whether store user `s`, under desired person `d`'s key, holds `d`'s first link (their winning entry's)
-    and no other: a pair that matching by anchor would join, whoever else the store and directories hold."""
-    return d is not None and s is not None and len(s.links) == 1 and s.links[0] == _winning_link(d)
-
-
-def _winning_link(d: DesiredUser) -> Link:
-    """The link of the entry whose attributes won, which the person's key spells."""
-    links = d.links
-    return links[0] if len(links) == 1 else next(link for link in links if link.directory == d.source)
-
-
 def _verdicts_by_link(desired: DesiredState, order, links: list[Link]) -> dict[str, dict[str, EntryVerdict]]:
     """directory -> anchor -> the verdict of that entry, for the entries of `links` only (the leavers': a few
     thousand of a million verdicts, and no new string or tuple per entry). Two verdicts on one entry (an
@@ -503,7 +433,7 @@ def _verdicts_by_link(desired: DesiredState, order, links: list[Link]) -> dict[s
         if v.anchor in wanted.get(v.directory, nothing):
             consider(v)
     for d in desired.users.values():
-        first = _winning_link(d)
+        first = winning_link(d)
         if first.anchor in wanted.get(first.directory, nothing):
             consider(EntryVerdict(d.source, d.dn, first.anchor, d.account_name, d.email, "imported",
                                   f"in scope of {d.source}", d.key))

@@ -234,7 +234,7 @@ def test_a_plan_is_the_same_whether_or_not_the_desired_state_sorted_its_verdicts
 # must match exactly as the map would, whatever the store holds: links shared by two store users, merged
 # store users, keys that are not a person's, hand-made users with a person's email.
 from hypothesis import given, settings, strategies as st  # noqa: E402
-from reconciler.plan import diff as diff_module  # noqa: E402
+from reconciler.plan import diff as diff_module, matching  # noqa: E402
 
 _DIRECTORIES = ("corp", "emea")
 
@@ -259,8 +259,11 @@ def _directories_and_store(draw):
 
 def _matches(p, desired, state):
     differ = diff_module._Differ(p, desired, state)
-    matched = differ.match()
-    return {k: s.key for k, s in matched.items()}, set(differ.claimed), [(i.user_key, i.reason) for i in differ.ignored]
+    matches = differ.match()
+    mapped = {k: s.key for k, s in matches.items()}
+    assert mapped == {k: s.key for k in desired.users if (s := matches.of(k)) is not None}
+    claimed = {key for key in state.users if matches.is_claimed(key)}
+    return mapped, claimed, [(i.user_key, i.reason) for i in differ.ignored]
 
 
 @settings(max_examples=300, deadline=None)
@@ -277,12 +280,12 @@ def test_matching_pairs_without_the_map_of_store_links_matches_as_the_map_does(d
             kept.append(store_user(key, email, managed=managed, links=links))
     state = store(*kept)
     shortcut = _matches(p, desired, state)
-    original = diff_module._paired
-    diff_module._paired = lambda d, s: False  # every link through the map, as before the shortcut
+    original = matching.paired
+    matching.paired = lambda d, s: False  # every link through the map, every match filed, as before pairs
     try:
         assert shortcut == _matches(p, desired, state)
     finally:
-        diff_module._paired = original
+        matching.paired = original
 
 
 def test_a_pair_whose_link_another_store_user_also_holds_is_matched_through_the_map():
