@@ -81,7 +81,7 @@ class _Differ:
         self.ignored: list[EntryVerdict] = []
         self._managed_teams: frozenset[str] | None = None
         self.matches: Matches | None = None  # who each desired person is in the store (run())
-        self._link_holder: dict[Link, str] | None = None  # link -> the desired user who holds it, built for leavers only
+        self.link_holder: dict[Link, str] = {}  # link -> the desired person holding it, for the leavers' links (run())
         # why an entry is not imported, by directory and anchor: the reason a leaver's change gives (run())
         self.verdict_by_link: dict[str, dict[str, EntryVerdict]] = {}
 
@@ -240,20 +240,14 @@ class _Differ:
     def links_held_by_others(self, s: StoreUser) -> set[Link]:
         """The links of a store user that the plan gives to another user (a merge by email, an entry
         that moved to a re-hire's record): they must be released in the same apply."""
-        if self._link_holder is None:
-            self._link_holder = {link: d.key for d in self.desired.users.values() for link in d.links}
-        return {link for link in s.links if self._link_holder.get(link, s.key) != s.key
-                and self.store_key_of(self._link_holder[link]) != s.key}
+        holder = self.link_holder
+        return {link for link in s.links if holder.get(link, s.key) != s.key and self.store_key_of(holder[link]) != s.key}
 
     def store_key_of(self, desired_key: str) -> str | None:
         """The store key of the managed store user a desired person is matched to, if any (asked of the
         matches rather than kept as a second map of a million keys)."""
         found = self.matches.of(desired_key) if self.matches is not None else None
         return found.key if found is not None and found.managed else None
-
-    @property
-    def link_holder(self) -> dict[Link, str]:
-        return self._link_holder or {}
 
     def not_found_reason(self, s: StoreUser) -> str:
         """Why a store user's entries were not read at all. Where the server applies member_of, leaving
@@ -268,7 +262,7 @@ class _Differ:
                 f"under the search bases and filter of {', '.join(names)}; the server checks membership and "
                 "does not say which")
 
-    def referenced_teams(self, people: list[DesiredUser], matches: Matches) -> set[str]:
+    def referenced_teams(self, people: list[DesiredUser], matches: Matches, unclaimed: list[StoreUser]) -> set[str]:
         """The teams someone is in once the user changes are applied: what the desired people are in (plus
         the memberships of their store records the plan does not manage), and what the store's other
         users (leavers, hand-made users) are in."""
@@ -277,14 +271,13 @@ class _Differ:
         for d in people:
             if d.memberships:
                 referenced |= d.memberships
-        for _, s in matches.items():
-            if s.memberships:
+        for s in matches.in_order:
+            if s is not None and s.memberships:
                 referenced |= (s.memberships - managed) if s.managed else s.memberships
         # a leaver being deleted still counts here, so their team goes one plan later (kept as it was)
-        for s in self.store.users.values():
-            if not matches.is_claimed(s.key):
-                referenced.add(s.team)
-                referenced |= s.memberships
+        for s in unclaimed:
+            referenced.add(s.team)
+            referenced |= s.memberships
         referenced.discard(None)  # type: ignore[arg-type]
         return referenced  # type: ignore[return-value]
 
@@ -316,10 +309,9 @@ class _Differ:
         taken = self.store.taken_names
         if not taken:
             return
-        by_store_key = {s.key: d_key for d_key, s in matches.items()}
-        for d in self.desired.users.values():
+        by_store_key = {s.key: d.key for d, s in matches if s is not None}
+        for d, mine in matches:
             holder = taken.get(d.email.lower())
-            mine = matches.of(d.key)
             if holder is None or (mine is not None and mine.key == holder):
                 continue
             held_by = self.store.users.get(holder)
@@ -344,16 +336,20 @@ class _Differ:
         blocked = {i.user_key for i in self.ignored}
         people = [d for d in self.desired.users.values() if d.key not in blocked] if blocked else list(self.desired.users.values())
         user_changes, unchanged = self.user_changes, self.unchanged
-        for d in people:
-            s = matches.of(d.key)
+        for d, s in matches:
+            if blocked and d.key in blocked:
+                continue
             if s is None or not unchanged(d, s):  # 99% of an hourly plan is unchanged
                 user_changes(d, s)
-        leavers = [s for s in self.store.users.values() if s.managed and not matches.is_claimed(s.key)]
+        is_claimed = matches.is_claimed
+        unclaimed = [s for s in self.store.users.values() if not is_claimed(s.key)]
+        leavers = [s for s in unclaimed if s.managed]
+        self.link_holder = _link_holders(self.desired, [link for s in leavers for link in s.links])
         self.verdict_by_link = _verdicts_by_link(self.desired, verdict_order(self.policy.precedence),
                                                  [link for s in leavers for link in s.links])
         for s in leavers:
             self.leaver_changes(s)
-        self.team_changes(self.referenced_teams(people, matches))
+        self.team_changes(self.referenced_teams(people, matches, unclaimed))
         changes = self.changes
         emails = self.emails(changes)
         for index, change in enumerate(changes):  # in place: the unlabelled change goes as its copy is made
@@ -368,9 +364,8 @@ class _Differ:
         are matched to), else the store's. Only for those keys: an hourly plan names a few thousand."""
         named = {membership_parts(c.key)[0] if c.kind == "membership" else c.key for c in changes if c.kind != "team"}
         emails = {u.key: u.email for u in self.store.users.values() if u.key in named}
-        store_key_of = self.store_key_of
-        for key, d in self.desired.users.items():
-            spelled = store_key_of(key) or key
+        for d, s in self.matches or ():
+            spelled = s.key if s is not None and s.managed else d.key
             if spelled in named:
                 emails[spelled] = d.email
         return emails
@@ -404,6 +399,19 @@ class _Differ:
             user_key, team = membership_parts(change.key)
             return f"{emails.get(user_key, user_key)} in {self.team_name(team)}"
         return emails.get(change.key, change.key)
+
+
+def _link_holders(desired: DesiredState, links: list[Link]) -> dict[Link, str]:
+    """link -> the key of the desired person holding it, for `links` only (the leavers': a map of every
+    person's links was a million Link keys at once)."""
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for link in links:
+        wanted[link.directory].add(link.anchor)
+    if not wanted:
+        return {}
+    nothing: set[str] = set()
+    return {link: d.key for d in desired.users.values() for link in d.links
+            if link.anchor in wanted.get(link.directory, nothing)}
 
 
 def _verdicts_by_link(desired: DesiredState, order, links: list[Link]) -> dict[str, dict[str, EntryVerdict]]:

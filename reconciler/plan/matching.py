@@ -22,37 +22,28 @@ class Matches:
     desired: Mapping[str, DesiredUser]
     store: Mapping[str, StoreUser]
     pairs: bool  # whether pairs are matched as they stand (no pair's link is shared)
+    # the store user of each desired person or None, in the order of `desired`: a list, not a dict by key
+    in_order: list[StoreUser | None] = field(default_factory=list)
     others: dict[str, StoreUser] = field(default_factory=dict)  # desired key -> store user, but the pairs
     claimed_others: set[str] = field(default_factory=set)  # the store keys of `others`
     # people whose email only an unmanaged store user has, while identity.adopt_unmanaged is false
     refused: list[tuple[DesiredUser, StoreUser]] = field(default_factory=list)
 
+    def __iter__(self) -> Iterator[tuple[DesiredUser, StoreUser | None]]:
+        """(desired person, the store user matched to them or None), in the order of `desired`."""
+        return zip(self.desired.values(), self.in_order)
+
     def of(self, desired_key: str) -> StoreUser | None:
         """The store user the person is matched to, if any."""
         found = self.others.get(desired_key)
-        if found is None and self.pairs:
-            s = self.store.get(desired_key)
-            if paired(self.desired.get(desired_key), s):
-                return s
+        if found is None and self.pairs and paired(self.desired.get(desired_key), s := self.store.get(desired_key)):
+            return s
         return found
 
     def is_claimed(self, store_key: str) -> bool:
         """Whether a desired person is matched to this store user."""
         return store_key in self.claimed_others or (
             self.pairs and paired(self.desired.get(store_key), self.store.get(store_key)))
-
-    def items(self) -> Iterator[tuple[str, StoreUser]]:
-        """(desired key, store user) of every match, pairs included."""
-        yield from self.others.items()
-        if self.pairs:
-            store = self.store
-            for key, d in self.desired.items():
-                if paired(d, s := store.get(key)):
-                    yield key, s  # type: ignore[misc]
-
-    def _claim(self, desired_key: str, s: StoreUser) -> None:
-        self.others[desired_key] = s
-        self.claimed_others.add(s.key)
 
 
 def match(desired: Mapping[str, DesiredUser], store: Mapping[str, StoreUser], adopt_unmanaged: bool) -> Matches:
@@ -61,27 +52,32 @@ def match(desired: Mapping[str, DesiredUser], store: Mapping[str, StoreUser], ad
     if by_link is None:
         by_link = _links_beyond_pairs(desired, store, shortcut=False)
     no_links: dict[str, str] = {}
-    unmatched: list[DesiredUser] = []
-    for d in desired.values():  # pass 1: anchors, the winning directory's first
-        if matches.pairs and paired(d, store.get(d.key)):
+    unmatched: list[tuple[int, DesiredUser]] = []
+    in_order, others, claimed, pairs = matches.in_order, matches.others, matches.claimed_others, matches.pairs
+    for index, d in enumerate(desired.values()):  # pass 1: anchors, the winning directory's first
+        if pairs and paired(d, s := store.get(d.key)):
+            in_order.append(s)
             continue
         links = d.links if len(d.links) == 1 else sorted(d.links, key=lambda link: link.directory != d.source)
         for link in links:
             key = by_link.get(link.directory, no_links).get(link.anchor)
-            if key and key not in matches.claimed_others:  # a pair's store user is in no map to be found
-                matches._claim(d.key, store[key])
+            if key and key not in claimed:  # a pair's store user is in no map to be found
+                in_order.append(found := store[key])
+                others[d.key] = found
+                claimed.add(key)
                 break
         else:
-            unmatched.append(d)
+            in_order.append(None)
+            unmatched.append((index, d))
     if not unmatched:
         return matches
     # usually a handful of hires: the email index holds only their emails (every store user's: 190 MB at a million)
-    wanted = {d.email for d in unmatched}
+    wanted = {d.email for _, d in unmatched}
     by_email: dict[str, list[StoreUser]] = defaultdict(list)
     for user in store.values():
         if (email := user.email.lower()) in wanted:
             by_email[email].append(user)
-    for d in unmatched:  # pass 2: email (re-hires, merges, adoption)
+    for index, d in unmatched:  # pass 2: email (re-hires, merges, adoption)
         candidates = sorted((u for u in by_email.get(d.email, ()) if not matches.is_claimed(u.key)),
                             key=lambda u: (not u.managed, u.key))
         if not candidates:
@@ -90,7 +86,8 @@ def match(desired: Mapping[str, DesiredUser], store: Mapping[str, StoreUser], ad
         if not found.managed and not adopt_unmanaged:
             matches.refused.append((d, found))
             continue
-        matches._claim(d.key, found)
+        in_order[index] = others[d.key] = found
+        claimed.add(found.key)
     return matches
 
 

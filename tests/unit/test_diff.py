@@ -260,7 +260,7 @@ def _directories_and_store(draw):
 def _matches(p, desired, state):
     differ = diff_module._Differ(p, desired, state)
     matches = differ.match()
-    mapped = {k: s.key for k, s in matches.items()}
+    mapped = {d.key: s.key for d, s in matches if s is not None}
     assert mapped == {k: s.key for k in desired.users if (s := matches.of(k)) is not None}
     claimed = {key for key in state.users if matches.is_claimed(key)}
     return mapped, claimed, [(i.user_key, i.reason) for i in differ.ignored]
