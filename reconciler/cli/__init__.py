@@ -10,7 +10,7 @@ from importlib import metadata
 
 import typer
 
-from .. import __version__, progress
+from .. import __version__, allocator, progress
 from ..errors import ExitCode, ReconcilerError
 
 # The distribution on PyPI: `reconciler` there is an unrelated project.
@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     # and again as they pile up (what that cost: bench/README.md). Reference counting still frees
     # everything; a command is one short process.
     gc.disable()
+    allocator.map_large_blocks()  # a read's page-sized blocks given back whole when freed (allocator.py)
     command = typer.main.get_command(app)
     try:
         try:
