@@ -90,3 +90,16 @@ def test_classes_it_cannot_build_faithfully_are_refused():
     for cls in (WithFactory, NotInInit):
         with pytest.raises(TypeError, match="quick_init"):
             quick_init(cls)
+
+
+def test_users_by_key_in_order_are_the_same_users_sorted_and_the_input_is_emptied():
+    """model.by_key_in_order sorts the desired state's and the store's million users without two tables
+    at once: the result is every user under its own key, in key order, and the dict it was given is empty."""
+    from reconciler.model import by_key_in_order
+    from tests.factories import store_user
+
+    users = {u.key: u for u in (store_user(k, f"{k}@x.example") for k in ("corp:b", "corp:a", "emea:a", "corp:c"))}
+    given = dict(users)
+    ordered = by_key_in_order(users)
+    assert list(ordered) == ["corp:a", "corp:b", "corp:c", "emea:a"]
+    assert ordered == given and all(ordered[k] is given[k] for k in given) and users == {}

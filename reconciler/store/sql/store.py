@@ -18,7 +18,7 @@ from typing import Any
 
 from ... import __version__
 from ...errors import Location, LockHeld, ReconcilerError, StalePlan, StoreError
-from ...model import Change, KnownUser, StoreState, StoreUser, Written
+from ...model import Change, KnownUser, StoreState, StoreUser, Written, by_key_in_order
 from ..common import (
     DEFAULT_LOCK_TTL, STALE_MESSAGE, ApplyRecord, Clock, History, LockInfo, LockProcess, Unchanged, failures_recorded,
     is_unchanged, iso, summarise, utc_now,
@@ -276,7 +276,7 @@ class SqlStore:
         if row is not None:
             self._add_user(users, row, links, memberships, parsed, known)
         teams = {row[0]: store_team(row) for row in tx.all("SELECT key, name, parent_key, managed FROM teams")}
-        users = {key: users[key] for key in sorted(users)}  # sorted keys, not a million (key, user) pairs
+        users = by_key_in_order(users)
         teams = dict(sorted(teams.items()))
         remembers = self._table_exists(tx, "user_written")  # not in a version-1 store read as it is (read-only)
         return StoreState(users=users, teams=teams, fingerprint=content_fingerprint(users.values(), teams.values()),
