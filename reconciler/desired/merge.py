@@ -16,6 +16,7 @@ record is left out with a conflict and the AD entries go on as they would alone.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from operator import attrgetter
 
 from ..policy.model import Policy
@@ -31,18 +32,17 @@ def one_person_per_email(policy: Policy, candidates: list[Candidate],
     The candidates are sorted by email and taken in runs rather than filed in a dict of lists: at a
     million users the dict and a one-entry list per person were 150 MB at once (bench/README.md)."""
     candidates, joined = hybrid_matches(candidates, verdicts)
-    if joined:
-        candidates.sort(key=lambda c: joined[id(c)].email if id(c) in joined else c.email)
-    else:
-        candidates.sort(key=attrgetter("email"))  # stable: entries of one email stay in the order they were read
+    email_of: Callable[[Candidate], str] = \
+        (lambda c: joined[id(c)].email if id(c) in joined else c.email) if joined else attrgetter("email")
+    candidates.sort(key=email_of)  # stable: the entries of one email stay in the order they were read
     rank = {name: i for i, name in enumerate(policy.precedence)}
     people: list[Candidate | list[Candidate]] = []
     start, count = 0, len(candidates)
     while start < count:
         first = candidates[start]
-        email = joined[id(first)].email if id(first) in joined else first.email
+        email = email_of(first)
         end = start + 1
-        while end < count and (joined[id(c)].email if id(c := candidates[end]) in joined else c.email) == email:
+        while end < count and email_of(candidates[end]) == email:
             end += 1
         if end == start + 1:  # the usual person: one entry, nothing to clash or merge with
             people.append(first)

@@ -7,14 +7,15 @@ only for the pairs that are not plainly equal, never as a whole-state diff
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..changes import USER_FIELDS as ALL_USER_FIELDS, change_kind, membership_key, membership_parts
 from ..model import Change, DesiredState, DesiredUser, EntryVerdict, Link, Person, StoreState, StoreUser, sort_changes
 from ..desired.scope import verdict_order
-from .matching import Matches, match, winning_link
 from ..policy.model import Policy
+from .matching import Matches, match, winning_link
 
 # the fields an update compares, in the order a plan names them
 USER_FIELDS = tuple(f for f in ALL_USER_FIELDS if f in change_kind("user", "update").fields)
@@ -344,9 +345,9 @@ class _Differ:
         is_claimed = matches.is_claimed
         unclaimed = [s for s in self.store.users.values() if not is_claimed(s.key)]
         leavers = [s for s in unclaimed if s.managed]
-        self.link_holder = _link_holders(self.desired, [link for s in leavers for link in s.links])
-        self.verdict_by_link = _verdicts_by_link(self.desired, verdict_order(self.policy.precedence),
-                                                 [link for s in leavers for link in s.links])
+        leaving = _anchors_by_directory(link for s in leavers for link in s.links)
+        self.link_holder = _link_holders(self.desired, leaving)
+        self.verdict_by_link = _verdicts_by_link(self.desired, verdict_order(self.policy.precedence), leaving)
         for s in leavers:
             self.leaver_changes(s)
         self.team_changes(self.referenced_teams(people, matches, unclaimed))
@@ -401,12 +402,17 @@ class _Differ:
         return emails.get(change.key, change.key)
 
 
-def _link_holders(desired: DesiredState, links: list[Link]) -> dict[Link, str]:
-    """link -> the key of the desired person holding it, for `links` only (the leavers': a map of every
-    person's links was a million Link keys at once)."""
-    wanted: dict[str, set[str]] = defaultdict(set)
+def _anchors_by_directory(links: Iterable[Link]) -> dict[str, set[str]]:
+    """directory -> the anchors of `links`: asked of a million links without a Link hash or a new string each."""
+    anchors: dict[str, set[str]] = defaultdict(set)
     for link in links:
-        wanted[link.directory].add(link.anchor)
+        anchors[link.directory].add(link.anchor)
+    return anchors
+
+
+def _link_holders(desired: DesiredState, wanted: dict[str, set[str]]) -> dict[Link, str]:
+    """link -> the key of the desired person holding it, for the links `wanted` names only (the leavers': a
+    map of every person's links was a million Link keys at once)."""
     if not wanted:
         return {}
     nothing: set[str] = set()
@@ -414,8 +420,8 @@ def _link_holders(desired: DesiredState, links: list[Link]) -> dict[Link, str]:
             if link.anchor in wanted.get(link.directory, nothing)}
 
 
-def _verdicts_by_link(desired: DesiredState, order, links: list[Link]) -> dict[str, dict[str, EntryVerdict]]:
-    """directory -> anchor -> the verdict of that entry, for the entries of `links` only (the leavers': a few
+def _verdicts_by_link(desired: DesiredState, order, wanted: dict[str, set[str]]) -> dict[str, dict[str, EntryVerdict]]:
+    """directory -> anchor -> the verdict of that entry, for the entries `wanted` names only (the leavers': a few
     thousand of a million verdicts, and no new string or tuple per entry). Two verdicts on one entry (an
     anchor two entries share) resolve to the later in verdict order, as they did when the verdicts came
     sorted: the answer does not depend on the order they come in.
@@ -423,9 +429,6 @@ def _verdicts_by_link(desired: DesiredState, order, links: list[Link]) -> dict[s
     The "imported" verdict of each person's winning entry is read off the person (a plan's desired state does not
     list them, build_desired_state(all_verdicts=False)); where it is listed too, the two agree on all the
     diff asks of an imported verdict, the person it went to."""
-    wanted: dict[str, set[str]] = defaultdict(set)
-    for link in links:
-        wanted[link.directory].add(link.anchor)
     by_link: dict[str, dict[str, EntryVerdict]] = defaultdict(dict)
     if not wanted:
         return by_link
