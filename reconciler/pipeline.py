@@ -41,21 +41,25 @@ def require_secrets(policy: Policy) -> None:
             value.resolve()
 
 
-def plan_policy(policy: Policy, store: Store | None = None, *, plan_only: bool = False) -> Planned:
+def plan_policy(policy: Policy, store: Store | None = None, *, plan_only: bool = False,
+                keep_states: bool = True) -> Planned:
     """Reads every directory (aborting on any incomplete read), then the store, then diffs.
 
     Directories with `delta:` start from the states the store keeps (read first, on their own); the plan
     carries the new states to its apply (`Plan.sync_states`) and says how each was read (`Plan.reads`).
     `plan_only` (plan and apply, which need nothing but the plan): when every directory reads deltas, the
     last apply kept the plan it made (one with no changes) and nothing changed since, in the directories or
-    the store, that plan is the plan (`plan.steady`), and `desired` and `store_state` are None."""
+    the store, that plan is the plan (`plan.steady`), and `desired` and `store_state` are None.
+    `keep_states`: the plan goes to an apply, which keeps the new delta states; a plan that is only shown or
+    saved carries none (`read_with_states`)."""
     require_secrets(policy)
     own = store is None
     kept, generation = _kept_states(policy, store)
     steady_plan = steady.reuse(kept.pop(steady.KEY, None), policy_digest=policy.digest, version=reconciler_version(),
                                generation=generation) if plan_only else None
     with stage("read"):
-        read = read_with_states(policy.directories, kept, stop_if_unchanged=steady_plan is not None)
+        read = read_with_states(policy.directories, kept, stop_if_unchanged=steady_plan is not None,
+                                keep_states=keep_states)
     del kept
     if read.unchanged and steady_plan is not None:
         return Planned(policy, None, None, _renewed(policy, steady_plan, read, store))
@@ -126,5 +130,5 @@ def with_review(plan: Plan, base_path: str) -> Plan:
         marked = replace(plan, changes=[replace(c, cause="policy") for c in plan.changes])
         return replace(marked, review=review_of(marked, None))
     base = load_policy(base_path)
-    marked = attribute(plan, plan_policy(base).plan)
+    marked = attribute(plan, plan_policy(base, keep_states=False).plan)
     return replace(marked, review=review_of(marked, base.digest))

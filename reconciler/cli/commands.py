@@ -54,7 +54,7 @@ def plan(
 
     start_progress(quiet)
     loaded = load(policy)
-    result = plan_policy(loaded, plan_only=True).plan
+    result = plan_policy(loaded, plan_only=True, keep_states=False).plan  # saved or shown, never applied as it is
     if base_policy is not None:
         result = with_review(result, str(base_policy))
     from ..timings import stage

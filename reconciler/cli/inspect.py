@@ -126,7 +126,7 @@ def explain(
     if not who.strip():  # an empty needle would match everyone without an email
         raise typer.BadParameter("give an email, account name or DN, not an empty string", param_hint="WHO")
     loaded = load(policy)
-    planned = plan_policy(loaded)
+    planned = plan_policy(loaded, keep_states=False)  # explained, never applied
     try:
         result = explain_who(planned, who)
     except NotFound as missing:
