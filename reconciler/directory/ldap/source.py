@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import deque
 from datetime import datetime, timedelta
 from itertools import chain
-from typing import Iterator, Mapping, Sequence
+from typing import Iterator, Sequence
 
 from ldap3.utils.conv import escape_filter_chars
 
@@ -73,7 +73,6 @@ class LiveSource:
         self._connect = connection_factory  # tests hand in a fake connection
         self._member_keys: dict[str | bytes, str] = {}
         self._accounts = AccountNames()  # the users read, by account name: what memberUid values name
-        self._listed: dict[str, list[str]] = {}  # during a read: group key -> the users whose memberOf names it
         self._delta_method = delta_method  # tests hand one in; else the kind's (`delta_method_for`)
         # a delta read's searches answered from the kept records (with the changes applied), not the server
         self._records: dict[Search, dict[str, RawEntry]] | None = None
@@ -169,12 +168,10 @@ class LiveSource:
         self._member_keys = {}
         for group_dn in directory.users.member_of:
             self._require_exists(connection, group_dn)
-        self._listed = {}
         users, keys, entries_read, out_of_scope = self._read_users(connection)
         groups = self._read_groups(connection)
-        users = _with_memberships_from_groups(users, keys, groups, self._listed)
+        users = _with_memberships_from_groups(users, keys, groups)
         del keys
-        self._listed = {}
         self._member_keys, self._accounts = {}, AccountNames()
         return DirectoryRead(
             directory=directory.name,
@@ -235,7 +232,6 @@ class LiveSource:
         # A user's DN comes back as a member value of its groups: its key is filed under the DN's bytes now,
         # so the groups' members are this one string, not a second one per user, and are not normalised again.
         seed = self._member_keys
-        listed = self._listed
         read = 0
         for base, search in self._searches(scope.search_bases, ldap_filter, scope.scope, self.user_attributes()):
             for raw in self._entries(connection, search):
@@ -250,12 +246,6 @@ class LiveSource:
                     seed[dn.encode()] = key
                 attributes = lower_keys(raw.attributes)
                 groups = _resolve_members(attributes.get(MEMBER_OF), known_member, member_key)
-                for group in groups:  # who names each group: _with_memberships_from_groups looks only past them
-                    named = listed.get(group)
-                    if named is None:
-                        listed[group] = [key]
-                    else:
-                        named.append(key)
                 entries[key] = build(raw.dn, attributes, base, groups)
                 if account_key is not None and len(attributes.get(account_key, ())) > 1:
                     more_names.append((attributes[account_key], key))
@@ -487,14 +477,20 @@ def _resolve_members(values, known, normalise) -> list[str]:
 
 
 def _with_memberships_from_groups(users: list[DirectoryEntry], keys: list[str],
-                                  groups: dict[str, DirectoryGroup],
-                                  listed: Mapping[str, list[str]]) -> list[DirectoryEntry]:
+                                  groups: dict[str, DirectoryGroup]) -> list[DirectoryEntry]:
     """Adds each user's direct groups as the groups' member lists record them. memberOf already says
     so on AD and on OpenLDAP with the memberof overlay; without the overlay this is the only source.
     `keys`: the users' normalised DNs, in the same order (made once by the read, not again here).
-    `listed`: group key -> the users whose memberOf names it, as the read found them; only members
-    past those are looked at (set algebra, not a lookup per member: 500,000 at 100,000 users), and
-    of them, the users whose groups lack the group get it."""
+    Each group's members past the users whose groups already name it are looked at (set algebra, not a
+    lookup per member: 500,000 at 100,000 users), and of them, the users whose groups lack it get it."""
+    listed: dict[str, list[str]] = {}  # group key -> the users whose groups (memberOf) name it
+    for key, user in zip(keys, users):
+        for group in user.groups:
+            named = listed.get(group)
+            if named is None:
+                listed[group] = [key]
+            else:
+                named.append(key)
     position: dict[str, int] | None = None
     missing: dict[int, set[str]] = {}
     for group_key, group in groups.items():
