@@ -2,6 +2,7 @@
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from reconciler.desired import build_desired_state
 from reconciler.desired.templates import render_template
@@ -156,7 +157,6 @@ def test_counts_per_directory_add_up():
 # lists (150 MB at a million users). Whatever order a directory hands its entries in, the people, their
 # links and winners, and every verdict must come out the same, and every email must end as one person, a
 # clash in one directory, or a conflict across directories without merge_by_email.
-from hypothesis import given, settings, strategies as st  # noqa: E402
 
 _EMAILS = [f"p{n}@corp.example.com" for n in range(6)]
 

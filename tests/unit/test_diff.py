@@ -1,7 +1,10 @@
 """The diff: every action the plan can hold, each with its reason, keyed by stable anchors."""
+from hypothesis import given, settings, strategies as st
+
 from reconciler.desired import build_desired_state
 from reconciler.model import StoreTeam
 from reconciler.plan.make import make_plan
+from reconciler.plan import diff as diff_module, matching
 from reconciler.plan.diff import diff
 from reconciler.policy.model import Identity, Lifecycle, Placement
 from reconciler.errors import DirectoryError
@@ -233,8 +236,6 @@ def test_a_plan_is_the_same_whether_or_not_the_desired_state_sorted_its_verdicts
 # other) without the map of every store link, which was 40-80 MB of a million-user diff's peak. The shortcut
 # must match exactly as the map would, whatever the store holds: links shared by two store users, merged
 # store users, keys that are not a person's, hand-made users with a person's email.
-from hypothesis import given, settings, strategies as st  # noqa: E402
-from reconciler.plan import diff as diff_module, matching  # noqa: E402
 
 _DIRECTORIES = ("corp", "emea")
 
@@ -300,8 +301,6 @@ def test_a_pair_whose_link_another_store_user_also_holds_is_matched_through_the_
 
 
 def _plan_read(p, people, users, all_verdicts):
-    from reconciler.plan.make import make_plan
-
     desired = build_desired_state(p, [read(*[e for e in people if e.directory == name], directory=name)
                                       for name in _DIRECTORIES], all_verdicts=all_verdicts)
     seen, kept = set(), []
