@@ -258,6 +258,14 @@ def _directories_and_store(draw):
     return people, users
 
 
+def _store_of(users):
+    """The drawn store users, the first of each key (store keys are unique)."""
+    firsts = {}
+    for key, email, managed, links in users:
+        firsts.setdefault(key, store_user(key, email, managed=managed, links=links))
+    return store(*firsts.values())
+
+
 def _matches(p, desired, state):
     differ = diff_module._Differ(p, desired, state)
     matches = differ.match()
@@ -274,12 +282,7 @@ def test_matching_pairs_without_the_map_of_store_links_matches_as_the_map_does(d
     p = policy(directory("corp"), directory("emea"), identity=Identity(precedence=("corp", "emea")))
     desired = build_desired_state(p, [read(*[e for e in people if e.directory == name], directory=name)
                                       for name in _DIRECTORIES])
-    seen, kept = set(), []
-    for key, email, managed, links in users:  # store keys are unique
-        if key not in seen:
-            seen.add(key)
-            kept.append(store_user(key, email, managed=managed, links=links))
-    state = store(*kept)
+    state = _store_of(users)
     shortcut = _matches(p, desired, state)
     original = matching.paired
     matching.paired = lambda d, s: False  # every link through the map, every match filed, as before pairs
@@ -303,13 +306,8 @@ def test_a_pair_whose_link_another_store_user_also_holds_is_matched_through_the_
 def _plan_read(p, people, users, all_verdicts):
     desired = build_desired_state(p, [read(*[e for e in people if e.directory == name], directory=name)
                                       for name in _DIRECTORIES], all_verdicts=all_verdicts)
-    seen, kept = set(), []
-    for key, email, managed, links in users:
-        if key not in seen:
-            seen.add(key)
-            kept.append(store_user(key, email, managed=managed, links=links))
     try:
-        plan = make_plan(p, desired, store(*kept))
+        plan = make_plan(p, desired, _store_of(users))
     except DirectoryError as refused:  # an empty read while the store holds its users: refused either way
         return str(refused)
     return ([(c.action, c.key, c.reason, c.before, c.after) for c in plan.changes],
