@@ -15,7 +15,7 @@ from ..changes import USER_FIELDS as ALL_USER_FIELDS, change_kind, membership_ke
 from ..model import Change, DesiredState, DesiredUser, EntryVerdict, Link, Person, StoreState, StoreUser, sort_changes
 from ..desired.scope import verdict_order
 from ..policy.model import Policy
-from .matching import Matches, match, winning_link
+from .matching import Matches, match as match_people, winning_link
 
 # the fields an update compares, in the order a plan names them
 USER_FIELDS = tuple(f for f in ALL_USER_FIELDS if f in change_kind("user", "update").fields)
@@ -89,7 +89,7 @@ class _Differ:
     def match(self) -> Matches:
         """Who each desired person is in the store (plan/matching.py); the people an unmanaged store user's
         email keeps out while identity.adopt_unmanaged is false are listed as ignored."""
-        matches = match(self.desired.users, self.store.users, self.policy.identity.adopt_unmanaged)
+        matches = match_people(self.desired.users, self.store.users, self.policy.identity.adopt_unmanaged)
         for d, found in matches.refused:
             self.ignored.append(EntryVerdict(
                 d.source, d.dn, d.key.split(":", 1)[1], d.account_name, d.email, "ignored",
