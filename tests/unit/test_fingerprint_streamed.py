@@ -31,7 +31,7 @@ def whole_state_digest(users, teams) -> str:
 
 
 users = st.builds(
-    StoreUser, key=text, email=text, display_name=text,
+    StoreUser, key=text, email=st.none() | text, display_name=st.none() | text,
     attributes=st.lists(st.tuples(text, text), max_size=3).map(tuple),
     team=st.none() | text, memberships=st.frozensets(text, max_size=3),
     links=st.lists(st.builds(Link, text, text), max_size=2).map(tuple),
@@ -44,6 +44,31 @@ teams = st.builds(StoreTeam, key=text, name=text, parent=st.none() | text, manag
 @given(st.lists(users, max_size=8, unique_by=lambda u: u.key), st.lists(teams, max_size=4, unique_by=lambda t: t.key))
 def test_chunked_fingerprint_equals_the_whole_state_digest(user_list, team_list):
     assert fingerprint(user_list, team_list) == whole_state_digest(user_list, team_list)
+
+
+def test_shared_attributes_texts_and_unusual_values_give_the_same_digest():
+    """The row is built from escaped strings, each distinct attributes tuple's text made once and then
+    shared, up to a bound: users sharing a tuple, more distinct tuples than the bound, text needing JSON
+    escapes, several links, and values of other types must all digest as the one JSON document does."""
+    shared = (("department", 'R&D "Europe"\\ \u00e9\u2028\n'), ("title", "Eng"))
+    odd = [
+        StoreUser(f"k{n:05d}", f"u{n}@x", "Zo\u00eb \"Q\"\t", shared if n % 2 else (("n", str(n)),), None,
+                  frozenset({"T2", "T1"}) if n % 3 == 0 else frozenset(),
+                  (Link("corp", f"a{n}"),) if n % 5 else (Link("emea", "z"), Link("corp", f"a{n}")),
+                  "active" if n % 7 else "deactivated", n % 4 != 0)
+        for n in range(5000)
+    ]
+    odd.append(StoreUser("k99999", None, None, (), None, frozenset(), (), "active", True))  # type: ignore[arg-type]
+    assert fingerprint(odd, []) == whole_state_digest(odd, [])
+    from reconciler.store.common import _UserRow
+
+    row, bound = _UserRow(), _UserRow.SHARED
+    distinct = [StoreUser(f"d{n}", "e", "d", (("n", str(n)),), None, frozenset(), (), "active", True)
+                for n in range(bound + 10)]
+    texts = [row(u) for u in distinct]
+    assert len(row._attributes) == bound  # bounded: the rest are made each time
+    assert fingerprint(distinct, []) == whole_state_digest(distinct, [])
+    assert texts[-1].startswith('["d%d","e","d",[["n","%d"]]' % (bound + 9, bound + 9))
 
 
 def test_chunk_boundaries_do_not_change_the_digest():
