@@ -152,28 +152,38 @@ class EntryBuilder:
         self.layout = _layout(self.names)
         # per needed attribute, in `names` order: (name, whether it holds GUIDs, raw value -> text while shared)
         self._columns = [(name, name in GUID_ATTRIBUTES, {}) for name in self.names]
+        self._anchor_guid = self.anchor_key in GUID_ATTRIBUTES
         self._built = 0
 
     def _values(self, lowered: Mapping[str, Sequence[Value]]) -> tuple[str | tuple[str, ...] | None, ...]:
         """The needed values, aligned to `names`: None, one text, or a tuple of texts."""
         row: list[str | tuple[str, ...] | None] = []
+        append = row.append
         for column in self._columns:
             name, guid, texts = column
             values = lowered.get(name)
             if not values:
-                row.append(None)
+                append(None)
                 continue
-            if texts is not None and len(values) == 1:
-                value = values[0]
-                text = texts.get(value)
-                if text is None:
-                    text = texts[value] = self._text(name, guid, value)
-                    if len(texts) * 2 > self._built + self.SHARED_DISTINCT:  # mostly distinct: stop sharing
-                        self._columns[self._columns.index(column)] = (name, guid, None)
-                row.append(text)
+            if len(values) != 1:
+                append(tuple(self._text(name, guid, value) for value in values))
                 continue
-            texts = tuple(self._text(name, guid, value) for value in values)
-            row.append(texts[0] if len(texts) == 1 else texts)
+            value = values[0]
+            if texts is None:  # one value, not shared: the common case of mail and displayName, inline
+                if type(value) is bytes and not guid:
+                    try:
+                        append(value.decode("utf-8"))
+                    except UnicodeDecodeError:
+                        append(base64.b64encode(value).decode("ascii"))
+                else:
+                    append(self._text(name, guid, value))
+                continue
+            text = texts.get(value)
+            if text is None:
+                text = texts[value] = self._text(name, guid, value)
+                if len(texts) * 2 > self._built + self.SHARED_DISTINCT:  # mostly distinct: stop sharing
+                    self._columns[self._columns.index(column)] = (name, guid, None)
+            append(text)
         self._built += 1
         return tuple(row)
 
@@ -183,16 +193,30 @@ class EntryBuilder:
             return value
         return value_text(name, value) if guid else _utf8_or_base64(value)
 
+    def _anchor(self, dn: str, values: Sequence[Value]) -> str:
+        """`anchor_text` of the anchor's values; one UTF-8 value of a text anchor (entryUUID) inline."""
+        if len(values) == 1 and not self._anchor_guid:
+            value = values[0]
+            if type(value) is bytes:
+                try:
+                    text = value.decode("utf-8").strip()
+                except UnicodeDecodeError:
+                    text = ""
+                if text:
+                    return text
+        return anchor_text(self.name, dn, self.anchor, values)  # GUIDs, several values, none, empty: its errors
+
     def __call__(self, dn: str, attributes: RawAttributes, search_base: str, groups: Iterable[str] = ()) -> DirectoryEntry:
         lowered = lower_keys(attributes)
-        account_values = lowered.get(self.account_key, ())
+        account_values = lowered.get(self.account_key)
+        disabled_values = lowered.get(self.disabled_key)
         return DirectoryEntry(
             self.name,
             dn,
-            anchor_text(self.name, dn, self.anchor, lowered.get(self.anchor_key, ())),
+            self._anchor(dn, lowered.get(self.anchor_key, ())),
             value_text(self.account, account_values[0]) if account_values else None,
             Attributes(self.layout, self._values(lowered)),  # 120 bytes at four attributes, not a dict of tuples
-            is_disabled(self.disabled, lowered.get(self.disabled_key, ())),
+            is_disabled(self.disabled, disabled_values) if disabled_values else False,  # none: never disabled
             search_base,
             DnSet(groups),  # a tuple, not a frozenset: 80 bytes for five groups instead of 472
         )

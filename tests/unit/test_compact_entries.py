@@ -143,3 +143,60 @@ def test_people_with_equal_attributes_share_them_and_everyone_shares_no_membersh
     assert ann.memberships == frozenset() and ann.memberships is bob.memberships
     assert bob.email == "bob.stone@corp.example.com"
     assert state.users["corp:guid-ann.lee"].email == "ann.lee@corp.example.com"
+
+
+# ── the builder's inline paths against the plain functions ────────────────────
+
+from hypothesis import example, given, settings, strategies as st  # noqa: E402
+
+from reconciler.directory.entries import anchor_text, is_disabled, lower_keys, value_text  # noqa: E402
+from reconciler.errors import DirectoryError  # noqa: E402
+from reconciler.policy.model import FLAVOUR_SCHEMAS  # noqa: E402
+
+_raw_value = st.one_of(
+    st.text(max_size=6).map(str.encode),  # UTF-8
+    st.binary(max_size=17),  # often not UTF-8 (base64 then), sometimes 16 bytes (a GUID)
+    st.sampled_from([b" ", b"  x ", b"\xff\xfe", b"Engineering"]),
+    st.text(max_size=4),  # a kept delta record's text
+)
+_values = st.lists(_raw_value, max_size=3)
+
+
+def _plainly(d, needed, dn, attributes, base, groups):
+    """The entry as the plain functions make it, one by one: what the builder's inline paths must equal."""
+    lowered = lower_keys(attributes)
+    schema = d.schema
+    anchor = anchor_text(d.name, dn, schema.anchor, lowered.get(schema.anchor.lower(), ()))
+    accounts = lowered.get(schema.account_name.lower(), ())
+    values = {name: tuple(value_text(name, v) for v in lowered[name]) for name in sorted(needed) if lowered.get(name)}
+    return DirectoryEntry(d.name, dn, anchor, value_text(schema.account_name, accounts[0]) if accounts else None, values,
+                          is_disabled(schema.disabled, lowered.get(schema.disabled.attribute.lower(), ())), base,
+                          frozenset(groups))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["active-directory", "openldap"]),
+       st.lists(st.fixed_dictionaries({}, optional={
+           "entryUUID": _values, "objectGUID": _values, "uid": _values, "sAMAccountName": _values,
+           "userAccountControl": st.lists(st.sampled_from([b"512", b"514", b"x", b"2"]), max_size=2),
+           "pwdAccountLockedTime": _values, "mail": _values, "Mail": _values, "department": _values}),
+           min_size=1, max_size=6))
+@example("openldap", [{"entryUUID": [b"  id-1 "], "uid": [b"\xff"], "mail": [b"a@x"]}, {"entryUUID": [b"\xfe\xff"]},
+                      {"entryUUID": [b"  "]}, {"entryUUID": [b"a", b"b"]}, {"entryUUID": ["kept text"], "Mail": [b"\xff"]}])
+@example("active-directory", [{"objectGUID": [bytes(range(16))], "userAccountControl": [b"514"], "department": [b"x"]}])
+def test_the_builder_makes_the_entries_and_errors_the_plain_functions_make(flavour, rows):
+    """The builder decodes a single UTF-8 value, a text anchor and an absent disabled attribute inline, and
+    shares repeated values; entry for entry it must equal the plain functions, and raise what they raise."""
+    d = directory(flavour=flavour, schema=FLAVOUR_SCHEMAS[flavour])
+    needed = ["department", "mail"]
+    build = EntryBuilder(d, needed=needed)
+    for n, attributes in enumerate(rows):
+        dn = f"CN=u{n},DC=x"
+        try:
+            expected = _plainly(d, needed, dn, attributes, "DC=x", ["cn=g"])
+        except DirectoryError as error:
+            with pytest.raises(DirectoryError) as raised:
+                build(dn, attributes, "DC=x", ["cn=g"])
+            assert str(raised.value) == str(error)
+            continue
+        assert build(dn, attributes, "DC=x", ["cn=g"]) == expected

@@ -471,7 +471,7 @@ def _resolve_members(values, known, normalise) -> list[str]:
     if not values:
         return []
     keys = list(map(known, values))
-    if None in keys:
+    if not all(keys):  # a None among them (`in` would compare each key with None: slower at a million values)
         keys = [key if key is not None else normalise(value) for key, value in zip(keys, values)]
     return keys
 
