@@ -82,50 +82,47 @@ def team_columns(fields: Mapping[str, Any]) -> dict[str, Any]:
 NO_MEMBERSHIPS: frozenset[str] = frozenset()  # one for every user in no team beyond their own (216 bytes each)
 
 
-def store_user(
-    row: Sequence[Any], links: Sequence[tuple[str, str]], memberships: Iterable[str],
-    parsed: dict[str, tuple[tuple[str, str], ...]] | None = None, known: Mapping[str, KnownUser] | None = None,
-) -> StoreUser:
-    """A users row (id, key, email, display_name, attributes, team_key, status, managed, ...) and its links
-    ((directory, anchor) pairs) as a StoreUser.
+class UserRows:
+    """Users rows (id, key, email, display_name, attributes, team_key, status, managed, ...) and their links
+    ((directory, anchor) pairs) as StoreUsers, for the rows of one read.
 
-    `parsed`, shared across the rows of one read, keeps each distinct attributes text parsed once:
-    most users share one of a few department/title combinations. `known`: the people the plan compares
-    the store with, by key; where this user's values equal theirs, theirs are taken (one object, not two).
+    Each distinct attributes text is parsed once (most users share one of a few department/title
+    combinations), and the few team keys and statuses are one string each, not one per row. `known`: the
+    people the plan compares the store with, by key; where a user's values equal theirs, theirs are taken
+    (one object, not two). Raises ValueError for an attributes column that is not a JSON object.
     """
-    user_id, key, email, display_name, attributes, team_key, status, managed = (  # more columns may follow
-        row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7])
-    if parsed is None:
-        pairs = attributes_from_json(attributes)
-    else:
-        # the few team keys and statuses: one string each, not one per row
-        team_key = parsed.setdefault((0, team_key), team_key) if team_key is not None else None  # type: ignore
-        status = parsed.setdefault((1, status), status)  # type: ignore
-        pairs = parsed.get(attributes)
+
+    def __init__(self, known: Mapping[str, KnownUser] | None = None) -> None:
+        self._parsed: dict[str | None, tuple[tuple[str, str], ...]] = {}
+        self._teams: dict[str, str] = {}
+        self._statuses: dict[str, str] = {}
+        self._known = known.get if known is not None else None
+
+    def __call__(self, row: Sequence[Any], links: Sequence[tuple[str, str]], memberships: Iterable[str]) -> StoreUser:
+        user_id, key, email, display_name, attributes, team_key, status, managed = row[:8]  # more columns may follow
+        pairs = self._parsed.get(attributes)
         if pairs is None:
-            pairs = parsed[attributes] = attributes_from_json(attributes)
-    key = row_key(key, user_id)
-    display_name = display_name or ""
-    same = known.get(key) if known is not None else None
-    if same is None:
-        kept_links = _links(links)
-    else:
-        key = same.key
-        email = same.email if email == same.email else email
-        display_name = same.display_name if display_name == same.display_name else display_name
-        pairs = same.attributes if pairs == same.attributes else pairs
-        kept_links = same.links if _same_links(links, same.links) else _links(links)
-    return StoreUser(
-        key=key,
-        email=email,
-        display_name=display_name,
-        attributes=pairs,
-        team=team_key,
-        memberships=frozenset(memberships) if memberships else NO_MEMBERSHIPS,
-        links=kept_links,
-        status=status,
-        managed=bool(managed),
-    )
+            pairs = self._parsed[attributes] = attributes_from_json(attributes)
+        if team_key is not None:
+            team_key = self._teams.setdefault(team_key, team_key)
+        status = self._statuses.setdefault(status, status)
+        if key is None:
+            key = local_key(user_id)
+        display_name = display_name or ""
+        same = self._known(key) if self._known is not None else None
+        if same is None:
+            kept_links = _links(links)
+        else:
+            key = same.key
+            if email == same.email:
+                email = same.email
+            if display_name == same.display_name:
+                display_name = same.display_name
+            if pairs == same.attributes:
+                pairs = same.attributes
+            kept_links = same.links if _same_links(links, same.links) else _links(links)
+        return StoreUser(key, email, display_name, pairs, team_key,
+                         frozenset(memberships) if memberships else NO_MEMBERSHIPS, kept_links, status, bool(managed))
 
 
 def _links(pairs: Sequence[tuple[str, str]]) -> tuple[Link, ...]:

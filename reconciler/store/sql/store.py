@@ -27,7 +27,7 @@ from ..common import fingerprint as content_fingerprint
 from .apply import ChangeWriter
 from .rows import (
     HISTORY_COLUMNS, HISTORY_COLUMNS_BEFORE_UNCHANGED, UNCHANGED_LATEST_KEY, UNCHANGED_RUNS_KEY, attributes_from_json,
-    history_record, history_values, row_key, store_team, store_user, unchanged_from_meta,
+    history_record, history_values, row_key, store_team, UserRows, unchanged_from_meta,
 )
 from .schema import (
     FIRST_DESCRIPTION, LATEST_VERSION, OLDEST_READABLE, SCHEMA_VERSION_COLUMNS, Dialect, apply_migrations,
@@ -258,7 +258,7 @@ class SqlStore:
         for user_id, team_key in tx.execute("SELECT user_id, team_key FROM memberships"):
             memberships[user_id].append(team_key)
         users: dict[str, StoreUser] = {}
-        parsed: dict[str, tuple[tuple[str, str], ...]] = {}
+        store_user = UserRows(known)
         names: dict[str, str] = {}  # directory names: one string each
         # each user with its links in one pass over a join, rather than every link first and then every user:
         # a million links held at once were 250 MB (rows streamed from the cursor; bench/README.md: "store read")
@@ -270,11 +270,11 @@ class SqlStore:
                 links.append((names.setdefault(joined[8], joined[8]), joined[9]))
                 continue
             if row is not None:
-                self._add_user(users, row, links, memberships, parsed, known)
+                self._add_user(users, store_user, row, links, memberships)
             row = joined
             links = [] if joined[8] is None else [(names.setdefault(joined[8], joined[8]), joined[9])]
         if row is not None:
-            self._add_user(users, row, links, memberships, parsed, known)
+            self._add_user(users, store_user, row, links, memberships)
         teams = {row[0]: store_team(row) for row in tx.all("SELECT key, name, parent_key, managed FROM teams")}
         users = by_key_in_order(users)
         teams = dict(sorted(teams.items()))
@@ -282,23 +282,22 @@ class SqlStore:
         return StoreState(users=users, teams=teams, fingerprint=content_fingerprint(users.values(), teams.values()),
                           edited=self._edited(tx) if remembers else {}, remembers_writes=remembers)
 
-    def _add_user(self, users: dict[str, StoreUser], row: Sequence[Any], links: list[tuple[str, str]],
-                  memberships: dict[int, list[str]], parsed: dict, known: Mapping[str, KnownUser] | None) -> None:
+    def _add_user(self, users: dict[str, StoreUser], store_user: UserRows, row: Sequence[Any],
+                  links: list[tuple[str, str]], memberships: dict[int, list[str]]) -> None:
         user_id = row[0]
         try:
-            user = store_user(row, links, memberships.pop(user_id, ()), parsed, known)
+            user = store_user(row, links, memberships.pop(user_id, ()))
         except ValueError as error:
             raise StoreError(
                 f"users row id {user_id}: {error}; fix the row (attributes must be a JSON object)",
                 Location(self.where),
             ) from None
-        if user.key in users:
+        if users.setdefault(user.key, user) is not user:
             raise StoreError(
                 f"users row id {user_id}: key {user.key} is also another user's key; "
                 "local:<id> keys belong to rows whose key is NULL",
                 Location(self.where),
             )
-        users[user.key] = user
 
     def _edited(self, tx: Tx) -> dict[str, Written]:
         """What reconciler last wrote, for the managed users whose row differs from it now: the database
