@@ -136,3 +136,28 @@ def test_a_read_that_knows_the_people_keeps_their_equal_values_once(engine: Sqli
     assert bob.email == "bob@example.com" and bob.email is not known["corp:b2"].email
     assert bob.key is known["corp:b2"].key and bob.links is known["corp:b2"].links
     assert carol.links is known["corp:c3"].links and carol.links == (Link("corp", "c3"), Link("hr", "c3"))
+
+
+@pytest.mark.parametrize("damage, expected", [
+    ("UPDATE users SET attributes = '[1, 2]' WHERE key = 'corp:b2'",
+     "users row id {b2}: attributes is not a JSON object; fix the row (attributes must be a JSON object)"),
+    ("UPDATE users SET attributes = '{{not json' WHERE key = 'corp:b2'",
+     "users row id {b2}: Expecting property name enclosed in double quotes"),
+    ("UPDATE users SET key = 'local:{a1}' WHERE key = 'corp:b2'",
+     "users row id {b2}: key local:{a1} is also another user's key; local:<id> keys belong to rows whose key is NULL"),
+])
+def test_a_hand_damaged_users_row_is_one_line_naming_the_row(engine: SqliteEngine, damage: str, expected: str):
+    """The application owns the users table and may damage a row by hand: the read says which row and what
+    is wrong with it in one line (a StoreError, no traceback), and nothing is read as if it were right."""
+    from tests.store_contract import seeded
+
+    store = engine.open()
+    seeded(store)
+    ids = dict(engine.rows("SELECT key, id FROM users"))
+    a1, b2 = ids["corp:a1"], ids["corp:b2"]
+    engine.execute("UPDATE users SET key = NULL WHERE id = ?", (a1,))  # alice made by hand: local:<id>
+    engine.execute(damage.format(a1=a1, b2=b2))
+    with pytest.raises(StoreError) as raised:
+        store.read()
+    assert expected.format(a1=a1, b2=b2) in str(raised.value) and str(engine.path) in str(raised.value)
+    assert "\n" not in str(raised.value) and "Traceback" not in str(raised.value)
