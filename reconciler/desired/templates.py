@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import cache
 
 from ..model import Attributes, DirectoryEntry
@@ -17,33 +18,50 @@ def _names(text: str) -> tuple[tuple[str, str, str], ...]:
 
 def render_template(template: Template, entry: DirectoryEntry) -> str | None:
     """The template's text with each {attribute} replaced, or None if any is missing or empty."""
-    text = template.text
-    attributes = entry.attributes
+    return renderer(template.text)(entry)
+
+
+@cache
+def renderer(text: str) -> Callable[[DirectoryEntry], str | None]:
+    """`render_template` of the template `text`, as a function of the entry made once per template: a plan
+    renders four templates per person, and what can be worked out from the text alone is, here."""
     names = _names(text)
-    if type(attributes) is Attributes:  # an entry read (explain hands in other mappings)
-        first = attributes.first
-        if len(names) == 1 and names[0][2] == text:  # the template is one attribute: its text, shared, not a copy
-            value = first(names[0][1])
+    if len(names) == 1 and names[0][2] == text:  # the template is one attribute: its text, shared, not a copy
+        key = names[0][1]
+
+        def one(entry: DirectoryEntry) -> str | None:
+            attributes = entry.attributes
+            if type(attributes) is Attributes:  # an entry read (explain hands in other mappings)
+                value = attributes.first(key)
+            else:
+                values = attributes.get(key)
+                value = values[0] if values else None
             return (value.strip() or None) if value else None
+
+        return one
+
+    def several(entry: DirectoryEntry) -> str | None:
+        attributes = entry.attributes
+        read = type(attributes) is Attributes
+        rendered = text
         for _name, key, placeholder in names:
-            value = first(key)
+            if read:
+                value = attributes.first(key)
+            else:
+                values = attributes.get(key)
+                value = values[0] if values else None
             if not value:
                 return None
-            text = text.replace(placeholder, value)
-        return text.strip() or None
-    for _name, key, placeholder in names:
-        values = attributes.get(key)
-        value = values[0] if values else None
-        if not value:
-            return None
-        text = text.replace(placeholder, value)
-    return text.strip() or None
+            rendered = rendered.replace(placeholder, value)
+        return rendered.strip() or None
+
+    return several
 
 
 def email_of(mapping: AttributeMapping, entry: DirectoryEntry) -> tuple[str | None, str | None]:
     """(email, template text that produced it): the first candidate that yields a value."""
     for template in mapping.email:
-        value = render_template(template, entry)
+        value = renderer(template.text)(entry)
         if value:
             lowered = value.lower()
             return (value if lowered == value else lowered), template.text  # mail is mostly lower case: shared

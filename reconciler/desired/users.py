@@ -4,10 +4,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..model import DesiredUser, Link
+from ..policy.model import Directory
 from .placement import Placement
 from .scope import Candidate, Verdicts
 from .sharing import Sharing
-from .templates import render_template
+from .templates import renderer
 
 
 def desired_users(people: list[Candidate | list[Candidate]], placement: Placement, verdicts: Verdicts,
@@ -22,22 +23,23 @@ def desired_users(people: list[Candidate | list[Candidate]], placement: Placemen
     # equal (name, value) pairs and attributes tuples made once (sharing.py): most people share a department
     share_pair: dict[str, Sharing] = {}  # by attribute name
     share_attributes = Sharing()
+    mappings: dict[str, _Mapping] = {}  # by directory name: its templates' renderers, worked out once
     for index, one in enumerate(people):
         if release:
             people[index] = None  # type: ignore[call-overload]  (this loop holds the person until the next)
         person = (one,) if type(one) is Candidate else one  # merge.py: a lone candidate is a person of one
         winner = person[0]
         entry, directory = winner.entry, winner.directory
+        mapping = mappings.get(directory.name)
+        if mapping is None:
+            mapping = mappings[directory.name] = _Mapping(directory, share_pair)
         key = f"{directory.name}:{entry.anchor}"
         team, rule = placement.place(winner)
-        display = render_template(directory.mapping.display_name, entry) or entry.account_name or winner.email
+        display = mapping.display_name(entry) or entry.account_name or winner.email
         pairs = []
-        for name, template in directory.mapping.attributes:
-            value = render_template(template, entry)
+        for name, render, share in mapping.attributes:
+            value = render(entry)
             if value is not None:
-                share = share_pair.get(name)
-                if share is None:
-                    share = share_pair[name] = Sharing()
                 pairs.append(share((name, value)))
         attributes = share_attributes(tuple(pairs))
         users[key] = DesiredUser(
@@ -74,9 +76,22 @@ def desired_users(people: list[Candidate | list[Candidate]], placement: Placemen
     return users
 
 
+class _Mapping:
+    """A directory's display name and attribute templates as renderers (`templates.renderer`), each
+    attribute with the `Sharing` of its (name, value) pairs, which every directory mapping that name uses."""
+
+    def __init__(self, directory: Directory, share_pair: dict[str, Sharing]) -> None:
+        mapping = directory.mapping
+        self.display_name = renderer(mapping.display_name.text)
+        self.attributes = [(name, renderer(template.text), share_pair.setdefault(name, Sharing()))
+                           for name, template in mapping.attributes]
+
+
 def _status(person: Sequence[Candidate], when_disabled: str) -> str | None:
-    if not all(c.entry.disabled for c in person):
-        return "active"  # one enabled entry is enough: without include_disabled the person would be that entry
+    # one enabled entry is enough: without include_disabled the person would be that entry
+    enabled = not person[0].entry.disabled if len(person) == 1 else not all(c.entry.disabled for c in person)
+    if enabled:
+        return "active"
     return None if when_disabled == "keep" else "deactivated"
 
 
