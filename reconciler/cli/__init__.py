@@ -6,7 +6,6 @@ import errno
 import gc
 import os
 import sys
-from importlib import metadata
 
 import typer
 
@@ -29,6 +28,8 @@ app = typer.Typer(
 
 def version() -> str:
     """The installed distribution's version; the source tree's own only when it is not installed."""
+    from importlib import metadata  # 10 ms of imports every command would pay for `--version` alone
+
     try:
         return metadata.version(DISTRIBUTION)
     except metadata.PackageNotFoundError:
