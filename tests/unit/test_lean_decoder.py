@@ -124,3 +124,41 @@ def test_ranged_attributes_do_not_share_value_lists_with_the_formatted_copy():
     entry = decode_search_entry(raw)[1]
     assert entry["raw_attributes"]["member;range=0-1"] == entry["attributes"]["member;range=0-1"]
     assert entry["raw_attributes"]["member;range=0-1"] is not entry["attributes"]["member;range=0-1"]
+
+
+# ── telling a page's entries from the rest by their first octets ──────────────
+
+def _with_long_id(message: bytes) -> bytes:
+    """`message` with its message ID re-encoded in one octet more (a leading zero), as BER allows and no
+    server we know does: the prefix no longer matches, and the full parse must still say what it is."""
+    header = 2 if message[1] < 0x80 else 2 + (message[1] & 0x7F)
+    size = message[header + 1]
+    body = b"\x02" + bytes([size + 1, 0]) + message[header + 2 : header + 2 + size] + message[header + 2 + size:]
+    return b"\x30\x84" + len(body).to_bytes(4, "big") + body
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=0, max_value=2**31 - 1), st.integers(min_value=0, max_value=2**31 - 1),
+       st.integers(min_value=0, max_value=300), st.booleans())
+def test_an_entry_is_told_by_its_first_octets_exactly_when_its_header_says_so(asked, answered, size, long_id):
+    """The receive loop takes a message for one of the page's entries when it starts as `entry_prefix`
+    says, and asks `is_search_entry` about every other: together they must agree with it on any message ID
+    (one octet to four, with the sign octet at 128), either length form, and any other message."""
+    from reconciler.directory.ldap.ber import entry_prefix, is_search_entry, starts_as_entry
+
+    entry = encode_entry(answered, "uid=u,dc=example,dc=com", [("description", [b"x" * size])])
+    identifier = answered.to_bytes((answered.bit_length() + 8) // 8, "big")
+    body = b"\x02" + bytes([len(identifier)]) + identifier + b"\x65\x07\x0a\x01\x00\x04\x00\x04\x00"
+    done = b"\x30" + bytes([len(body)]) + body  # the page's end: a searchResDone (success) for the same ID
+    assert decode_message_fast(done)["protocolOp"] == 5 and decode_message_fast(done)["messageID"] == answered
+    header = 2 if entry[1] < 0x80 else 2 + (entry[1] & 0x7F)
+    indefinite = b"\x30\x80" + entry[header:] + b"\x00\x00"  # a length form LDAP forbids: not an entry here
+    prefix = entry_prefix(asked)
+    assert not starts_as_entry(indefinite, prefix) and not is_search_entry(indefinite, asked)
+    for message in (entry, done):
+        message = _with_long_id(message) if long_id else message
+        slow = is_search_entry(message, asked)
+        fast = starts_as_entry(message, prefix)
+        assert (fast or slow) == slow  # a start that matches is never wrong
+        if not long_id and message is entry:
+            assert fast == slow == (asked == answered)  # and the usual entry is told by its start alone

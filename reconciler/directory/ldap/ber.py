@@ -137,6 +137,23 @@ def message_size(buffer: bytes | bytearray, start: int) -> int:
     return 2 + count + int.from_bytes(buffer[start + 2 : start + 2 + count], "big")
 
 
+def entry_prefix(message_id: int) -> bytes:
+    """What follows the outer header of a searchResEntry answering `message_id` when the server encodes the
+    ID in the fewest octets, as servers do: `starts_as_entry` tells a page's entries from the rest with it."""
+    body = message_id.to_bytes((message_id.bit_length() + 8) // 8, "big")  # a leading 0 keeps it positive
+    return bytes((0x02, len(body))) + body + bytes((SEARCH_RESULT_ENTRY,))
+
+
+def starts_as_entry(message: bytes, prefix: bytes) -> bool:
+    """Whether `message` goes on as `entry_prefix` after an outer length of definite form (one octet, or one
+    and one to four more): one `startswith` instead of parsing the header. True means `is_search_entry` is
+    True; False means it must be asked (the page's end, an ID in more octets than it needs)."""
+    second = message[1]
+    if second < 0x80:
+        return message.startswith(prefix, 2)
+    return 0x81 <= second <= 0x84 and message.startswith(prefix, 2 + (second & 0x7F))
+
+
 def is_search_entry(message: bytes, message_id: int) -> bool:
     """Whether `message` is a searchResEntry answering `message_id` (its header only: the rest may still be
     anything; the decoder judges that)."""

@@ -36,7 +36,9 @@ from ldap3.core.exceptions import (
 from ldap3.utils.asn1 import decode_message_fast
 
 from ...errors import DirectoryError
-from .ber import NotLean, decode_entry, is_search_entry, message_size  # noqa: F401  (NotLean: for the tests)
+from .ber import (  # noqa: F401  (NotLean: for the tests)
+    NotLean, decode_entry, entry_prefix, is_search_entry, message_size, starts_as_entry,
+)
 
 # The ldap3 releases this module was checked against (tests/unit/test_lean_decoder.py, the live tests);
 # pyproject.toml pins ldap3 to the same. Another release is a new test run first, then a line here.
@@ -119,10 +121,12 @@ class LeanSyncStrategy(SyncStrategy):
             if not messages:
                 return SESSION_TERMINATED_BY_SERVER
             undecoded = self.undecoded
+            usage = self.connection._usage if self.connection.usage else None
+            prefix = entry_prefix(message_id)
             for raw in messages:
-                if self.connection.usage:
-                    self.connection._usage.update_received_message(len(raw))
-                if undecoded is not None and is_search_entry(raw, message_id):
+                if usage is not None:
+                    usage.update_received_message(len(raw))
+                if undecoded is not None and (starts_as_entry(raw, prefix) or is_search_entry(raw, message_id)):
                     undecoded.append(raw)
                     continue
                 try:
