@@ -12,12 +12,17 @@ import os
 from functools import lru_cache
 from importlib import resources
 
+from typing import TYPE_CHECKING
+
 from ..errors import PolicyError, Problem
-from .build import build_policy
-from .checks import semantic_problems
-from .load import Document, Locator, read_document, to_plain
 from .model import Policy
-from .schema_check import schema_problems
+
+if TYPE_CHECKING:
+    from .load import Document
+
+# Loading and checking (ruamel.yaml, jsonschema, ldap3's filter parser) are imported where a policy is
+# loaded, not with the package: what only needs the policy's types (model.py), as the store's helper
+# process does (store/sql/prefetch.py), starts without them.
 
 __all__ = ["load_policy", "validate_policy", "policy_schema", "Policy", "PolicyError", "Problem"]
 
@@ -38,6 +43,10 @@ def _sort(problems: list[Problem]) -> list[Problem]:
 
 
 def _problems(document: Document) -> list[Problem]:
+    from .checks import semantic_problems
+    from .load import Locator, to_plain
+    from .schema_check import schema_problems
+
     problems = list(document.problems)
     if document.data is None:
         return _sort(problems)
@@ -53,6 +62,8 @@ def validate_policy(path: str | os.PathLike) -> list[Problem]:
     """Every problem of the policy file (YAML, schema, semantics), sorted by
     position; empty when it is valid. A file that cannot be read raises
     ReconcilerError."""
+    from .load import read_document
+
     return _problems(read_document(path))
 
 
@@ -60,6 +71,9 @@ def load_policy(path: str | os.PathLike) -> Policy:
     """The policy as typed values. Raises PolicyError with every problem, or
     ReconcilerError when the file cannot be read. Secrets stay `${NAME}`
     references until a stage calls `SecretRef.resolve()`."""
+    from .build import build_policy
+    from .load import Locator, read_document, to_plain
+
     document = read_document(path)
     problems = _problems(document)
     if problems:
