@@ -12,7 +12,7 @@ from .model import DesiredState, Plan, StoreState
 from .plan.make import make_plan
 from .plan.safety import recent_counts
 from .policy.model import Policy, SecretRef
-from .store import Store, open_store
+from .store import Store, open_store, read_later
 from .timings import stage
 
 
@@ -57,22 +57,30 @@ def plan_policy(policy: Policy, store: Store | None = None, *, plan_only: bool =
     kept, generation = _kept_states(policy, store)
     steady_plan = steady.reuse(kept.pop(steady.KEY, None), policy_digest=policy.digest, version=reconciler_version(),
                                generation=generation) if plan_only else None
-    with stage("read"):
-        read = read_with_states(policy.directories, kept, stop_if_unchanged=steady_plan is not None,
-                                keep_states=keep_states)
-    del kept
-    if read.unchanged and steady_plan is not None:
-        return Planned(policy, None, None, _renewed(policy, steady_plan, read, store))
-    with stage("desired", "building the desired state"):
-        desired = build_desired_state(policy, read.reads, release_entries=True, all_verdicts=not plan_only)
-    notes, states = read.notes, read.states
-    del read  # the entries as read are not needed past the desired state: free them before the store is read
-    store = store or open_store(policy.store)
+    store = store or open_store(policy.store)  # opening connects to nothing yet
+    # The store is read while the desired state is built, where it can be (read_later): not an apply's,
+    # which is locked and read after, nor when the kept plan may be the plan (nothing to read then).
+    reading = read_later(store) if own and steady_plan is None else None
     try:
+        with stage("read"):
+            read = read_with_states(policy.directories, kept, stop_if_unchanged=steady_plan is not None,
+                                    keep_states=keep_states)
+        del kept
+        if read.unchanged and steady_plan is not None:
+            return Planned(policy, None, None, _renewed(policy, steady_plan, read, store))
+        if reading is not None:
+            reading.begin()
+        with stage("desired", "building the desired state"):
+            desired = build_desired_state(policy, read.reads, release_entries=True, all_verdicts=not plan_only)
+        notes, states = read.notes, read.states
+        del read  # the entries as read are not needed past the desired state: free them before the store is read
         with stage("store_read", "reading the store"):
-            state = store.read(known=desired.users)  # what the two agree on is kept once (model.KnownUser)
+            # what the two agree on is kept once (model.KnownUser)
+            state = reading.state(desired.users) if reading is not None else store.read(known=desired.users)
             recent = recent_counts(store.history(), policy.safety.window_hours, datetime.now(timezone.utc))
     finally:
+        if reading is not None:
+            reading.close()
         if own:
             store.close()
     with stage("diff", "comparing"):

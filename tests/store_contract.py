@@ -32,7 +32,7 @@ from reconciler.store.sql.schema import LATEST_VERSION as LATEST
 
 from reconciler.errors import LockHeld, StalePlan, StoreError
 from reconciler.model import Change, Link
-from reconciler.store import ApplyRecord, Store
+from reconciler.store import ApplyRecord, Store, read_later
 
 T0 = datetime(2026, 11, 21, 9, 0, 0, tzinfo=timezone.utc)
 
@@ -354,6 +354,31 @@ def test_a_read_that_knows_the_people_is_the_same_state(store: Store):
     assert knowing == plain and list(knowing.users) == list(plain.users) == ["corp:a1", "corp:b2", "corp:c3"]
     assert knowing.fingerprint == plain.fingerprint
     assert knowing.users["corp:b2"].email == "bob@example.com"  # not the known person's
+
+
+def test_a_read_begun_while_the_plan_works_is_the_read(store: Store):
+    """A plan begins the store's read before it builds the desired state and takes it after (`read_later`: a
+    SQL store reads in a helper process meanwhile, store/sql/prefetch.py). It must be the state `read(known=)`
+    gives: a store not there yet reads as empty, then the same users, values shared with the known people,
+    teams and fingerprint."""
+    later = read_later(store)
+    later.begin()
+    assert later.state() == store.read() and not store.read().users
+    seeded(store)
+    apply(store, Change("create", "user", "corp:c3", "new in corp", None,
+                        user_fields("carol@example.com", "Org", ["hr:c3", "corp:c3"])))
+    known = known_people()
+    later = read_later(store)
+    later.begin()
+    state = later.state(known)
+    later.close()  # taken: closing again does nothing
+    plain = store.read(known=known)
+    assert state == plain and list(state.users) == list(plain.users) == ["corp:a1", "corp:b2", "corp:c3"]
+    assert state.fingerprint == plain.fingerprint == store.fingerprint() and state.teams == plain.teams
+    alice, read_alice, same = state.users["corp:a1"], plain.users["corp:a1"], known["corp:a1"]
+    for name in ("key", "email", "display_name", "attributes", "links"):  # shared as read(known=) shares them
+        assert (getattr(alice, name) is getattr(same, name)) == (getattr(read_alice, name) is getattr(same, name))
+    assert state.users["corp:b2"].email == "bob@example.com"
 
 
 def test_create_writes_managed_user_links_and_team_rows(engine: Engine, store: Store):

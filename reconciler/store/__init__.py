@@ -41,6 +41,9 @@ A store must:
 - keep `history()` of applies, and `record()` one history line on its own (a
   refusal decided before apply);
 - pass the store contract, tests/store_contract.py, run against it.
+
+It may also `read_later()`: a read begun before the plan needs it and taken then (`read_later` below;
+the SQL store reads in a helper process while the desired state is built, sql/prefetch.py).
 """
 from __future__ import annotations
 
@@ -52,7 +55,7 @@ from ..model import Change, KnownUser, StoreState
 from ..policy.model import StoreConfig
 from .common import ApplyRecord, LockInfo, failures_recorded
 
-__all__ = ["STORES", "ApplyRecord", "LockInfo", "Store", "failures_recorded", "open_store"]
+__all__ = ["STORES", "ApplyRecord", "LockInfo", "Store", "failures_recorded", "open_store", "read_later"]
 
 
 class Store(Protocol):
@@ -96,3 +99,32 @@ STORES: dict[str, Callable[[StoreConfig], Store]] = {  # store.kind -> how to op
 
 def open_store(config: StoreConfig) -> Store:
     return STORES[config.kind](config)
+
+
+class LaterRead(Protocol):
+    def begin(self) -> None: ...
+    def state(self, known: Mapping[str, KnownUser] | None = None) -> StoreState: ...
+    def close(self) -> None: ...
+
+
+def read_later(store: Store) -> LaterRead:
+    """`store.read`, made ready now, begun by `.begin()` and finished by `.state(known)`, where the store can
+    work on it meanwhile (a SQL store reads in a helper process while the plan builds the desired state:
+    sql/prefetch.py); `.close()` stops it if the state is never taken. A store without `read_later` reads
+    at `.state`."""
+    start = getattr(store, "read_later", None)
+    return start() if start is not None else _ReadThen(store)
+
+
+class _ReadThen:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def begin(self) -> None:
+        pass
+
+    def state(self, known: Mapping[str, KnownUser] | None = None) -> StoreState:
+        return self.store.read(known=known)
+
+    def close(self) -> None:
+        pass

@@ -38,6 +38,7 @@ class SqliteStore(SqlStore):
 
     def __init__(self, config: StoreConfig, lock_ttl: int = DEFAULT_LOCK_TTL, clock: Clock = utc_now):
         super().__init__(lock_ttl=lock_ttl, clock=clock)
+        self.config = config
         file = config.file()
         if not file:
             raise StoreError("store.path is not set; a sqlite store needs the file it keeps users in")

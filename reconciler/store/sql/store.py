@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ... import __version__
 from ...errors import Location, LockHeld, ReconcilerError, StalePlan, StoreError
 from ...model import Change, KnownUser, StoreState, StoreUser, Written, by_key_in_order
+from ...policy.model import StoreConfig
 from ..common import (
     DEFAULT_LOCK_TTL, STALE_MESSAGE, ApplyRecord, Clock, History, LockInfo, LockProcess, Unchanged, failures_recorded,
     is_unchanged, iso, summarise, utc_now,
@@ -33,9 +34,27 @@ from .schema import (
     FIRST_DESCRIPTION, LATEST_VERSION, OLDEST_READABLE, SCHEMA_VERSION_COLUMNS, Dialect, apply_migrations,
 )
 
+if TYPE_CHECKING:
+    from .prefetch import Prefetch
+
 USER_COLUMNS = "id, key, email, display_name, attributes, team_key, status, managed"
 # a users row, then one of its links (store_user reads the first eight columns)
 JOINED_USER_COLUMNS = ", ".join(f"u.{column}" for column in USER_COLUMNS.split(", ")) + ", l.directory, l.anchor"
+# what a read of the state asks, in this order (SqlStore.state_of_rows)
+MEMBERSHIPS_SQL = "SELECT user_id, team_key FROM memberships"
+USERS_SQL = f"SELECT {JOINED_USER_COLUMNS} FROM users u LEFT JOIN user_links l ON l.user_id = u.id ORDER BY u.id"
+TEAMS_SQL = "SELECT key, name, parent_key, managed FROM teams"
+EDITED_SQL = ("SELECT u.id, u.key, w.email, w.display_name, w.attributes FROM users u JOIN user_written w ON "
+              "w.user_id = u.id WHERE u.managed = 1 AND (w.email <> u.email OR w.display_name <> u.display_name "
+              "OR w.attributes <> u.attributes)")
+
+
+def memberships_by_user(rows: Iterable[tuple[int, str]]) -> dict[int, list[str]]:
+    """(user id, team key) rows as each user's team keys."""
+    by_user: dict[int, list[str]] = defaultdict(list)
+    for user_id, team_key in rows:
+        by_user[user_id].append(team_key)
+    return by_user
 
 
 class Tx:
@@ -57,6 +76,8 @@ class Tx:
 
 class SqlStore:
     """The engine-independent part of a SQL store. Subclasses fill in the hooks below."""
+
+    config: StoreConfig  # what it was opened with: a helper process opens it again (prefetch.py)
 
     kind = "sql"
     dialect: Dialect
@@ -253,34 +274,54 @@ class SqlStore:
     def fingerprint(self) -> str:
         return self.read().fingerprint
 
+    def read_later(self) -> "Prefetch":
+        """`read`, started now in a helper process (prefetch.py) and finished by `.state(known)`."""
+        from .prefetch import Prefetch
+
+        return Prefetch(self)
+
     def _read_state(self, tx: Tx, known: Mapping[str, KnownUser] | None = None) -> StoreState:
-        memberships: dict[int, list[str]] = defaultdict(list)
-        for user_id, team_key in tx.execute("SELECT user_id, team_key FROM memberships"):
-            memberships[user_id].append(team_key)
+        # each user with its links in one pass over a join, rather than every link first and then every user:
+        # a million links held at once were 250 MB (rows streamed from the cursor; bench/README.md: "store read")
+        memberships = memberships_by_user(tx.execute(MEMBERSHIPS_SQL))
+        return self.state_of_rows(memberships, tx.execute(USERS_SQL), lambda: self.rest_of_read(tx), known)
+
+    def rest_of_read(self, tx: Tx) -> tuple[list[Any], bool, list[Any]]:
+        """What a read takes after the users rows: the teams rows, whether the store remembers its writes, and
+        the rows of the managed users whose row differs from what reconciler last wrote."""
+        teams = tx.all(TEAMS_SQL)
+        remembers = self._table_exists(tx, "user_written")  # not in a version-1 store read as it is (read-only)
+        return teams, remembers, tx.all(EDITED_SQL) if remembers else []
+
+    def state_of_rows(self, memberships: dict[int, list[str]], rows: Iterable[Sequence[Any]],
+                      rest: Callable[[], tuple[list[Any], bool, list[Any]]],
+                      known: Mapping[str, KnownUser] | None = None, fingerprint: str | None = None) -> StoreState:
+        """The state from the rows of a read: the memberships (`memberships_by_user`, emptied here), the users
+        joined with their links (ORDER BY users.id, consumed once, in order), then `rest()` (`rest_of_read`).
+        `fingerprint`: the content's, when the caller has it from these same rows (prefetch.py)."""
+        by_user = memberships
         users: dict[str, StoreUser] = {}
         store_user = UserRows(known)
         names: dict[str, str] = {}  # directory names: one string each
-        # each user with its links in one pass over a join, rather than every link first and then every user:
-        # a million links held at once were 250 MB (rows streamed from the cursor; bench/README.md: "store read")
-        rows = tx.execute(f"SELECT {JOINED_USER_COLUMNS} FROM users u LEFT JOIN user_links l ON l.user_id = u.id "
-                          "ORDER BY u.id")
         row, links = None, []
         for joined in rows:  # a user's rows are adjacent (ORDER BY u.id); most users have one link
             if row is not None and joined[0] == row[0]:
                 links.append((names.setdefault(joined[8], joined[8]), joined[9]))
                 continue
             if row is not None:
-                self._add_user(users, store_user, row, links, memberships)
+                self._add_user(users, store_user, row, links, by_user)
             row = joined
             links = [] if joined[8] is None else [(names.setdefault(joined[8], joined[8]), joined[9])]
         if row is not None:
-            self._add_user(users, store_user, row, links, memberships)
-        teams = {row[0]: store_team(row) for row in tx.all("SELECT key, name, parent_key, managed FROM teams")}
+            self._add_user(users, store_user, row, links, by_user)
+        team_rows, remembers, edited = rest()
+        teams = {row[0]: store_team(row) for row in team_rows}
         users = by_key_in_order(users)
         teams = dict(sorted(teams.items()))
-        remembers = self._table_exists(tx, "user_written")  # not in a version-1 store read as it is (read-only)
-        return StoreState(users=users, teams=teams, fingerprint=content_fingerprint(users.values(), teams.values()),
-                          edited=self._edited(tx) if remembers else {}, remembers_writes=remembers)
+        if fingerprint is None:
+            fingerprint = content_fingerprint(users.values(), teams.values())
+        return StoreState(users=users, teams=teams, fingerprint=fingerprint,
+                          edited=self._edited(edited) if remembers else {}, remembers_writes=remembers)
 
     def _add_user(self, users: dict[str, StoreUser], store_user: UserRows, row: Sequence[Any],
                   links: list[tuple[str, str]], memberships: dict[int, list[str]]) -> None:
@@ -299,13 +340,10 @@ class SqlStore:
                 Location(self.where),
             )
 
-    def _edited(self, tx: Tx) -> dict[str, Written]:
-        """What reconciler last wrote, for the managed users whose row differs from it now: the database
-        compares, so only those few rows come back."""
-        rows = tx.all(
-            "SELECT u.id, u.key, w.email, w.display_name, w.attributes FROM users u JOIN user_written w ON w.user_id = u.id"
-            " WHERE u.managed = 1 AND (w.email <> u.email OR w.display_name <> u.display_name"
-            " OR w.attributes <> u.attributes)")
+    @staticmethod
+    def _edited(rows: Iterable[Sequence[Any]]) -> dict[str, Written]:
+        """What reconciler last wrote, for the managed users whose row differs from it now (EDITED_SQL: the
+        database compares, so only those few rows come back)."""
         edited: dict[str, Written] = {}
         for user_id, key, email, display_name, attributes in rows:
             try:
