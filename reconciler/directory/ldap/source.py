@@ -225,8 +225,15 @@ class LiveSource:
         ldap_filter = in_chain_filter(scope.filter, scope.member_of) if server_side else scope.filter
         entries: dict[str, DirectoryEntry] = {}
         build = EntryBuilder(directory, template_attributes(directory.mapping))  # once, not per entry
-        known_member = self._member_keys.get
-        member_key = self._member_key
+        # memberOf values name groups: looked up among the group DNs seen so far, a table small enough to stay
+        # in the CPU's cache, not among every user's DN as well (a million of them: a miss to memory each,
+        # five million times; bench/README.md, "A million users")
+        group_keys: dict[str | bytes, str] = {}
+        known_member = group_keys.get
+
+        def member_key(value: str | bytes) -> str:
+            key = group_keys[value] = self._member_key(value)
+            return key
         account_key = directory.schema.account_name.lower() if directory.schema.member_uid else None
         more_names: list[tuple[Sequence[str | bytes], str]] = []  # entries with several account names (uid)
         # A user's DN comes back as a member value of its groups: its key is filed under the DN's bytes now,

@@ -54,10 +54,10 @@ class Prefetch:
             self._process = None  # read here, at `state`
 
     def begin(self) -> None:
-        """The helper reads the store now."""
+        """The helper reads the store now (once: again does nothing)."""
         process = self._process
         try:
-            if process is not None:
+            if process is not None and not process.stdin.closed:
                 process.stdin.write(pickle.dumps(self.store.config))
                 process.stdin.close()
         except OSError:
