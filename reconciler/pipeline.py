@@ -58,9 +58,9 @@ def plan_policy(policy: Policy, store: Store | None = None, *, plan_only: bool =
     steady_plan = steady.reuse(kept.pop(steady.KEY, None), policy_digest=policy.digest, version=reconciler_version(),
                                generation=generation) if plan_only else None
     store = store or open_store(policy.store)  # opening connects to nothing yet
-    # The store is read while the desired state is built, where it can be (read_later): not an apply's,
-    # which is locked and read after, nor when the kept plan may be the plan (nothing to read then).
-    reading = read_later(store) if own and steady_plan is None else None
+    # The store is read while the desired state is built, where it can be (read_later), but an apply's, which
+    # is locked and read after. When the kept plan turns out to be the plan, the read is never begun.
+    reading = read_later(store) if own else None
     try:
         with stage("read"):
             read = read_with_states(policy.directories, kept, stop_if_unchanged=steady_plan is not None,
