@@ -28,7 +28,7 @@ from ..common import fingerprint as content_fingerprint
 from .apply import ChangeWriter
 from .rows import (
     HISTORY_COLUMNS, HISTORY_COLUMNS_BEFORE_UNCHANGED, UNCHANGED_LATEST_KEY, UNCHANGED_RUNS_KEY, attributes_from_json,
-    history_record, history_values, row_key, store_team, UserRows, unchanged_from_meta,
+    UserRows, history_record, history_values, row_key, store_team, unchanged_from_meta,
 )
 from .schema import (
     FIRST_DESCRIPTION, LATEST_VERSION, OLDEST_READABLE, SCHEMA_VERSION_COLUMNS, Dialect, apply_migrations,
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from .prefetch import Prefetch
 
 USER_COLUMNS = "id, key, email, display_name, attributes, team_key, status, managed"
-# a users row, then one of its links (store_user reads the first eight columns)
+# a users row, then one of its links (rows.UserRows reads the first eight columns)
 JOINED_USER_COLUMNS = ", ".join(f"u.{column}" for column in USER_COLUMNS.split(", ")) + ", l.directory, l.anchor"
 # what a read of the state asks, in this order (SqlStore.state_of_rows)
 MEMBERSHIPS_SQL = "SELECT user_id, team_key FROM memberships"
@@ -299,7 +299,6 @@ class SqlStore:
         """The state from the rows of a read: the memberships (`memberships_by_user`, emptied here), the users
         joined with their links (ORDER BY users.id, consumed once, in order), then `rest()` (`rest_of_read`).
         `fingerprint`: the content's, when the caller has it from these same rows (prefetch.py)."""
-        by_user = memberships
         users: dict[str, StoreUser] = {}
         store_user = UserRows(known)
         names: dict[str, str] = {}  # directory names: one string each
@@ -309,11 +308,11 @@ class SqlStore:
                 links.append((names.setdefault(joined[8], joined[8]), joined[9]))
                 continue
             if row is not None:
-                self._add_user(users, store_user, row, links, by_user)
+                self._add_user(users, store_user, row, links, memberships)
             row = joined
             links = [] if joined[8] is None else [(names.setdefault(joined[8], joined[8]), joined[9])]
         if row is not None:
-            self._add_user(users, store_user, row, links, by_user)
+            self._add_user(users, store_user, row, links, memberships)
         team_rows, remembers, edited = rest()
         teams = {row[0]: store_team(row) for row in team_rows}
         users = by_key_in_order(users)
