@@ -26,6 +26,7 @@ import pickle
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import IO
 
 from ...model import KnownUser, StoreState
@@ -45,10 +46,13 @@ class Prefetch:
     def __init__(self, store: SqlStore) -> None:
         self.store = store
         self._process: subprocess.Popen | None = None
+        # the helper runs this very reconciler, wherever it was imported from (a checkout, a wheel)
+        root = str(Path(__file__).resolve().parents[3])  # the folder holding the reconciler package
+        environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))}
         try:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL, close_fds=True,
+                stderr=subprocess.DEVNULL, close_fds=True, env=environment,
             )
         except OSError:
             self._process = None  # read here, at `state`
