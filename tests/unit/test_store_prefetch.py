@@ -13,6 +13,7 @@ import pickle
 import signal
 import sqlite3
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,22 @@ def test_a_helper_that_cannot_start_or_dies_costs_nothing_but_time(store: Sqlite
     later = Prefetch(store)  # no helper at all
     later.begin()
     assert later._process is None and later.state(known_people()) == expected
+
+
+def test_taking_the_state_without_beginning_begins_the_read(store: SqliteStore):
+    """`state` on a helper never told to read tells it then, rather than waiting for an answer that would
+    never come."""
+    later = Prefetch(store)
+    taken: list = []
+    worker = threading.Thread(target=lambda: taken.append(later.state(known_people())), daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    waiting = worker.is_alive()
+    if waiting:  # stop the helper, so that the waiting read ends and the test can say so
+        later.close()
+        worker.join()
+    assert not waiting, "state() waited for an answer from a helper never told to read"
+    assert taken == [store.read(known=known_people())]
 
 
 def test_a_helper_whose_answer_is_not_taken_is_stopped_and_reaped(store: SqliteStore):

@@ -70,6 +70,7 @@ class Prefetch:
     def state(self, known: Mapping[str, KnownUser] | None = None) -> StoreState:
         """The store's state as `store.read(known)` gives it: from the helper's rows, or read here when the
         helper gave none."""
+        self.begin()  # a helper never told to read would never answer
         store, process = self.store, self._process
         try:
             if process is not None:
