@@ -60,8 +60,7 @@ class PostgresStore(SqlStore):
     dialect = POSTGRESQL
 
     def __init__(self, config: StoreConfig, lock_ttl: int = DEFAULT_LOCK_TTL, clock: Clock = utc_now):
-        super().__init__(lock_ttl=lock_ttl, clock=clock)
-        self.config = config
+        super().__init__(config, lock_ttl=lock_ttl, clock=clock)
         if config.url is None:
             raise StoreError("store.url is not set; a sql store needs the PostgreSQL URL, e.g. '${DATABASE_URL}'")
         self.url = config.url  # a SecretRef stays unresolved until connecting

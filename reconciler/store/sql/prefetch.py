@@ -12,7 +12,8 @@ imports are done by the time it is needed. It is then given the policy's store s
 secret in them is a reference to an environment variable, never its value) on its standard input; it
 answers on its standard output in frames of an 8-byte length and the `marshal` of one value: the
 memberships (user id -> team keys), `(teams, remembers, edited, fingerprint, chunks)`, then `chunks` lists
-of users rows; or only `None` when there is no store yet. It reads the store as `SqlStore.read` does, in one read transaction.
+of users rows; or only `None` when there is no store yet. It reads the store as `SqlStore.read` does, in
+one read transaction.
 
 It changes nothing a plan reads. Whenever the helper cannot start, fails (a damaged row, a database it
 cannot reach) or dies, this process reads the store itself, as it always did, and any error is that read's
@@ -31,8 +32,7 @@ from typing import IO
 
 from ...model import KnownUser, StoreState
 from ...policy.model import StoreConfig
-from ..common import fingerprint as content_fingerprint
-from .store import MEMBERSHIPS_SQL, USERS_SQL, SqlStore, memberships_by_user
+from .store import MEMBERSHIPS_SQL, USERS_SQL, SqlStore, empty_state, memberships_by_user
 
 _SIZE = 8  # bytes of a frame's length
 CHUNK = 1000  # users rows per frame
@@ -75,8 +75,8 @@ class Prefetch:
         try:
             if process is not None:
                 memberships = _frame(process.stdout)
-                if memberships is None:  # no store yet: read as empty, as SqlStore.read does
-                    return StoreState(users={}, teams={}, fingerprint=content_fingerprint([], []))
+                if memberships is None:  # no store yet
+                    return empty_state()
                 try:
                     teams, remembers, edited, fingerprint, chunks = _frame(process.stdout)
                 except (TypeError, ValueError):  # not the header's five values

@@ -106,8 +106,7 @@ class UserRows:
         if team_key is not None:
             team_key = self._teams.setdefault(team_key, team_key)
         status = self._statuses.setdefault(status, status)
-        if key is None:
-            key = local_key(user_id)
+        key = row_key(key, user_id)
         display_name = display_name or ""
         same = self._known(key) if self._known is not None else None
         if same is None:

@@ -37,8 +37,7 @@ class SqliteStore(SqlStore):
     companion_tables: frozenset[str] = frozenset()  # tables of a file that is this store plus more (SCIM's notes)
 
     def __init__(self, config: StoreConfig, lock_ttl: int = DEFAULT_LOCK_TTL, clock: Clock = utc_now):
-        super().__init__(lock_ttl=lock_ttl, clock=clock)
-        self.config = config
+        super().__init__(config, lock_ttl=lock_ttl, clock=clock)
         file = config.file()
         if not file:
             raise StoreError("store.path is not set; a sqlite store needs the file it keeps users in")

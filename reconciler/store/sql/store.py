@@ -49,6 +49,11 @@ EDITED_SQL = ("SELECT u.id, u.key, w.email, w.display_name, w.attributes FROM us
               "OR w.attributes <> u.attributes)")
 
 
+def empty_state() -> StoreState:
+    """What a read of a store that is not there yet gives: no users, no teams (a plan must not create it)."""
+    return StoreState(users={}, teams={}, fingerprint=content_fingerprint([], []))
+
+
 def memberships_by_user(rows: Iterable[tuple[int, str]]) -> dict[int, list[str]]:
     """(user id, team key) rows as each user's team keys."""
     by_user: dict[int, list[str]] = defaultdict(list)
@@ -77,13 +82,12 @@ class Tx:
 class SqlStore:
     """The engine-independent part of a SQL store. Subclasses fill in the hooks below."""
 
-    config: StoreConfig  # what it was opened with: a helper process opens it again (prefetch.py)
-
     kind = "sql"
     dialect: Dialect
     where = "store"  # names the store in messages: a path or a URL without credentials
 
-    def __init__(self, lock_ttl: int = DEFAULT_LOCK_TTL, clock: Clock = utc_now):
+    def __init__(self, config: StoreConfig, lock_ttl: int = DEFAULT_LOCK_TTL, clock: Clock = utc_now):
+        self.config = config  # what it was opened with: a helper process opens it again (prefetch.py)
         self.lock_ttl = lock_ttl
         self.clock = clock
         self._lock_token: str | None = None
@@ -268,7 +272,7 @@ class SqlStore:
         from them rather than kept twice (see `KnownUser`)."""
         with self._reading() as tx:
             if tx is None:
-                return StoreState(users={}, teams={}, fingerprint=content_fingerprint([], []))
+                return empty_state()
             return self._read_state(tx, known)
 
     def fingerprint(self) -> str:
