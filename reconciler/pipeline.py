@@ -54,14 +54,15 @@ def plan_policy(policy: Policy, store: Store | None = None, *, plan_only: bool =
     saved carries none (`read_with_states`)."""
     require_secrets(policy)
     own = store is None
-    kept, generation = _kept_states(policy, store)
-    steady_plan = steady.reuse(kept.pop(steady.KEY, None), policy_digest=policy.digest, version=reconciler_version(),
-                               generation=generation) if plan_only else None
     store = store or open_store(policy.store)  # opening connects to nothing yet
-    # The store is read while the desired state is built, where it can be (read_later), but an apply's, which
-    # is locked and read after. When the kept plan turns out to be the plan, the read is never begun.
-    reading = read_later(store) if own else None
+    reading = None
     try:
+        kept, generation = _kept_states(policy, store)
+        steady_plan = steady.reuse(kept.pop(steady.KEY, None), policy_digest=policy.digest,
+                                   version=reconciler_version(), generation=generation) if plan_only else None
+        # The store is read while the desired state is built, where it can be (read_later), but an apply's,
+        # which is locked and read after. When the kept plan turns out to be the plan, it is never begun.
+        reading = read_later(store) if own else None
         with stage("read"):
             read = read_with_states(policy.directories, kept, stop_if_unchanged=steady_plan is not None,
                                     keep_states=keep_states)
@@ -89,32 +90,22 @@ def plan_policy(policy: Policy, store: Store | None = None, *, plan_only: bool =
     return Planned(policy, desired, state, plan)
 
 
-def _renewed(policy: Policy, kept: Plan, read, store: Store | None) -> Plan:
+def _renewed(policy: Policy, kept: Plan, read, store: Store) -> Plan:
     """The kept plan as this run's (plan.steady.renewed): the safety window is taken from the history now."""
     from .plan.safety import checks
 
-    opened = store or open_store(policy.store)
-    try:
-        recent = recent_counts(opened.history(), policy.safety.window_hours, datetime.now(timezone.utc))
-    finally:
-        if store is None:
-            opened.close()
+    recent = recent_counts(store.history(), policy.safety.window_hours, datetime.now(timezone.utc))
     return steady.renewed(kept, generated_at=now_text(),
                           notes=read.notes, states=read.states,
                           safety=checks(kept.summary, kept.managed_users, policy.safety, recent))
 
 
-def _kept_states(policy: Policy, store: Store | None) -> tuple[dict[str, bytes], str | None]:
+def _kept_states(policy: Policy, store: Store) -> tuple[dict[str, bytes], str | None]:
     """The delta-read states the store keeps and its generation, when a directory reads deltas (else the
-    store is not opened yet)."""
+    store is not asked)."""
     if not any(d.delta is not None for d in policy.directories):
         return {}, None
-    opened = store or open_store(policy.store)
-    try:
-        return opened.read_sync(), opened.generation()
-    finally:
-        if store is None:
-            opened.close()
+    return store.read_sync(), store.generation()
 
 
 def with_review(plan: Plan, base_path: str) -> Plan:
