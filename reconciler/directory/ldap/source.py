@@ -226,8 +226,7 @@ class LiveSource:
         entries: dict[str, DirectoryEntry] = {}
         build = EntryBuilder(directory, template_attributes(directory.mapping))  # once, not per entry
         # memberOf values name groups: looked up among the group DNs seen so far, a table small enough to stay
-        # in the CPU's cache, not among every user's DN as well (a million of them: a miss to memory each,
-        # five million times; bench/README.md, "A million users")
+        # in the CPU's cache, not among every user's DN as well (measured: replayed 100k read -5%, 1M read -1%)
         group_keys: dict[str | bytes, str] = {}
         known_member = group_keys.get
 
