@@ -34,7 +34,9 @@ class Placement:
         self.policy = policy
         self.reads = reads
         self.teams: dict[str, DesiredTeam] = {}
-        self.group_parents = {name: group_parents(r.groups) for name, r in reads.items()}
+        # group -> the groups listing it, by directory: for group-teams only, made when first asked for (the
+        # other modes never look, and it walks every group's members: 1.1 s of a million users' plan)
+        self._group_parents: dict[str, dict[str, set[str]]] = {}
         self.team_keys: dict[tuple[str, ...], str] = {}  # placement path -> team key, once added
         self.rules: dict[tuple[tuple[str, ...], str], str] = {}  # (OU path, base) -> its rule text, built once
         self.places: dict[tuple[str, str], tuple[str, str]] = {}  # (container DN, base) -> (team key, rule), ou-teams
@@ -92,6 +94,12 @@ class Placement:
                      + ", the first listing wins")
         return self.add_team([root, *first.team]), rule
 
+    def group_parents(self, directory: str) -> dict[str, set[str]]:
+        parents = self._group_parents.get(directory)
+        if parents is None:
+            parents = self._group_parents[directory] = group_parents(self.reads[directory].groups)
+        return parents
+
     def group_teams(self, person: Sequence[Candidate]) -> frozenset[str]:
         """group-teams: a team per group any of the person's entries is in, through nesting too."""
         if self.policy.placement.mode != "group-teams":
@@ -100,7 +108,7 @@ class Placement:
         root = team_key([self.policy.placement.root])
         for c in person:
             read = self.reads[c.directory.name]
-            for group_dn in transitive_groups(c.entry.groups, self.group_parents[c.directory.name]):
+            for group_dn in transitive_groups(c.entry.groups, self.group_parents(c.directory.name)):
                 group = read.groups.get(group_dn)
                 if group is None:
                     continue
