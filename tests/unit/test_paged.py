@@ -276,3 +276,34 @@ def test_memberships_member_of_lacks_are_taken_from_the_member_lists_and_nothing
                       di: {normalise_dn(inner)}}
     assert read.groups[normalise_dn(admins)].members == {normalise_dn(ann), normalise_dn(inner),
                                                          "cn=ghost,ou=elsewhere,dc=corp,dc=example,dc=com"}
+
+
+class AnsweringInOrder(FakeAD):
+    """A server answering a search's entries in an order of its own (AD's is its database's), not by DN."""
+
+    def __init__(self, entries, order):
+        super().__init__(entries)
+        self.order = order
+
+    def search(self, base, search_filter, search_scope=None, attributes=None, paged_size=None, **rest):
+        answered = super().search(base, search_filter, search_scope, attributes, paged_size, **rest)
+        if paged_size is not None and self.response:
+            self.response.sort(key=lambda item: self.order(item["dn"]))
+        return answered
+
+
+@pytest.mark.parametrize("order", ["by DN", "reversed", "by account name, not by DN"])
+def test_the_users_of_a_live_read_come_in_dn_order_whatever_order_the_server_answers_in(order):
+    """A read's users are in normalised-DN order (`DirectoryRead`): sorted when the server answered otherwise,
+    and left as they are when it answered in that order already (the read skips rebuilding its table then)."""
+    entries = {f"CN=User {name},OU=People,DC=corp,DC=example,DC=com": {
+        "objectGUID": [i.to_bytes(16, "little")], "sAMAccountName": [f"{account}".encode()],
+        "mail": [f"{account}@corp.example.com".encode()], "userAccountControl": [b"512"]}
+        for i, (name, account) in enumerate([("b", "zed"), ("A", "yan"), ("c", "abe"), ("D", "bea")])}
+    keys = {dn: normalise_dn(dn) for dn in entries}
+    orders = {"by DN": lambda dn: keys[dn], "reversed": lambda dn: [-ord(c) for c in keys[dn]],
+              "by account name, not by DN": lambda dn: entries[dn]["sAMAccountName"][0]}
+    server = AnsweringInOrder(entries, orders[order])
+    read = LiveSource(_live_directory(), connection_factory=lambda d: (server, None)).read()
+    assert [u.account_name for u in read.users] == ["yan", "zed", "abe", "bea"]  # A, b, c, D: case folded
+    assert [normalise_dn(u.dn) for u in read.users] == sorted(keys.values())

@@ -255,8 +255,13 @@ class LiveSource:
                 entries[key] = build(raw.dn, attributes, base, groups)
                 if account_key is not None and len(attributes.get(account_key, ())) > 1:
                     more_names.append((attributes[account_key], key))
-        # DN order, by the normalised DN already computed; sorted keys, not (key, entry) pairs: 64 MB less a million
-        entries = {key: entries[key] for key in sorted(entries)}
+        # DN order, by the normalised DN already computed; sorted keys, not (key, entry) pairs: 64 MB less a million.
+        # A server that answered in DN order already (as slapd does for entries added in that order) leaves the
+        # table as it is: a million lookups and a second table of a million saved (0.3 s).
+        order = sorted(entries)
+        if order != list(entries):
+            entries = {key: entries[key] for key in order}
+        del order
         # what memberUid values name: indexed only if a posixGroup asks (a generator until then)
         self._accounts = AccountNames(chain((((e.account_name,), k) for k, e in entries.items() if e.account_name),
                                             more_names))
