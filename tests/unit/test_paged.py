@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings, strategies as st
 from ldap3.core.exceptions import LDAPSocketReceiveError
 
 from reconciler.directory.ldap.source import LiveSource, in_chain_filter
@@ -307,3 +308,45 @@ def test_the_users_of_a_live_read_come_in_dn_order_whatever_order_the_server_ans
     read = LiveSource(_live_directory(), connection_factory=lambda d: (server, None)).read()
     assert [u.account_name for u in read.users] == ["yan", "zed", "abe", "bea"]  # A, b, c, D: case folded
     assert [normalise_dn(u.dn) for u in read.users] == sorted(keys.values())
+
+
+@pytest.mark.parametrize("with_member_of", [True, False])
+def test_a_few_or_every_member_missing_from_member_of_get_the_group(with_member_of):
+    """Members memberOf does not account for are looked for among the users read: with the overlay only the
+    nested groups and the odd stale user (a binary search each), without it every member (a table of all)."""
+    entries = people(200)
+    for attributes in entries.values():
+        attributes["entryUUID"] = [attributes.pop("objectGUID")[0].hex().encode()]
+    users = sorted(entries)
+    groups_base = "OU=Groups,DC=corp,DC=example,DC=com"
+    teams = [f"cn=Team {t},{groups_base}" for t in range(10)]
+    outer = f"cn=Outer,{groups_base}"
+    stale = users[117]  # in Team 3's member list, but its memberOf (overlay added late) does not say so
+    for number, dn in enumerate(users):
+        if with_member_of and dn != stale:
+            entries[dn]["memberOf"] = [teams[number % 10].encode()]
+    for t, team in enumerate(teams):
+        entries[team] = {"entryUUID": [f"team-{t}".encode()], "cn": [f"Team {t}".encode()],
+                         "member": [dn.encode() for number, dn in enumerate(users) if number % 10 == t]}
+    entries[outer] = {"entryUUID": [b"outer"], "cn": [b"Outer"], "member": [teams[0].encode(), teams[1].encode()]}
+    directory = replace(_live_directory(), kind="openldap", flavour="openldap",
+                        schema=FLAVOUR_SCHEMAS["openldap"], groups=GroupScope(search_bases=(groups_base,)))
+    read = LiveSource(directory, connection_factory=lambda d: (FakeAD(entries), None)).read()
+    groups = {u.dn: u.groups for u in read.users}
+    assert groups == {dn: {normalise_dn(teams[number % 10])} for number, dn in enumerate(users)}
+    assert read.groups[normalise_dn(outer)].members == {normalise_dn(teams[0]), normalise_dn(teams[1])}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text("abc,=", min_size=1, max_size=4), unique=True, max_size=80),
+       st.lists(st.text("abc,=", min_size=1, max_size=4), max_size=40))
+def test_positions_answer_as_a_table_of_every_key_would(keys, probes):
+    """The binary search used for a few lookups, and the table used once many were asked for, give the
+    answers a table of every key gives: its index, or None for a key not among them."""
+    from reconciler.directory.ldap.source import _Positions
+
+    keys = sorted(keys)
+    table = {key: index for index, key in enumerate(keys)}
+    positions = _Positions(keys)
+    assert [positions._search(key) for key in [*probes, *keys]] == [table.get(key) for key in [*probes, *keys]]
+    assert [positions.finder(1)(key) for key in probes] == [table.get(key) for key in probes]
