@@ -274,6 +274,8 @@ def raw_to_record(dn: str, attributes: Mapping[str, list[bytes | str]]) -> list[
     texts: dict[str, list[str]] = {}
     binary: dict[str, list[str]] = {}
     for name, values in attributes.items():
+        if values is None:  # sent without values: nothing to keep, as `entries.lower_keys` reads it
+            continue
         try:
             if name.lower() in GUID_ATTRIBUTES:  # 16 bytes that happen to be UTF-8 are still a GUID, never text
                 raise UnicodeDecodeError("utf-8", b"", 0, 1, "a GUID")

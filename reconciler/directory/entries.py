@@ -35,12 +35,15 @@ def lower_keys(attributes: RawAttributes) -> dict[str, Sequence[Value]]:
     """Attribute names are case-insensitive: one spelling, lower case, values of every spelling merged.
 
     The value lists are shared with `attributes` unless two spellings are merged; callers only read them.
+    An attribute sent without values is left out.
     """
     if isinstance(attributes, LoweredAttributes):
         return attributes
     merged = LoweredAttributes()
     for name, values in attributes.items():
         if not isinstance(values, (list, tuple)):
+            if values is None:  # sent without values (ldap3 and the lean decoder give None): as if not sent
+                continue
             values = [values]
         key = name.lower()
         merged[key] = [*merged[key], *values] if key in merged else values

@@ -350,3 +350,32 @@ def test_positions_answer_as_a_table_of_every_key_would(keys, probes):
     positions = _Positions(keys)
     assert [positions._search(key) for key in [*probes, *keys]] == [table.get(key) for key in [*probes, *keys]]
     assert [positions.finder(1)(key) for key in probes] == [table.get(key) for key in probes]
+
+
+class SendingWithoutValues(FakeAD):
+    """A server (or an ACL hiding the values) sending some attributes with no values at all, which ldap3 and the
+    lean decoder hand on as None: LDAP allows it only for typesOnly searches, which we never make."""
+
+    def _entry(self, dn, attributes):
+        item = super()._entry(dn, attributes)
+        for name in attributes:
+            if name.lower() in ("mail", "memberof", "member", "displayname"):
+                item["raw_attributes"][name] = None
+        return item
+
+
+def test_an_attribute_sent_without_values_reads_as_not_sent_not_as_a_traceback():
+    from reconciler.directory.delta import raw_to_record
+
+    entries = people(3)
+    groups_base = "OU=Groups,DC=corp,DC=example,DC=com"
+    staff = f"CN=Staff,{groups_base}"
+    for dn in entries:
+        entries[dn]["memberOf"] = [staff.encode()]
+    entries[staff] = {"objectGUID": [b"s" * 16], "cn": [b"Staff"], "member": [dn.encode() for dn in people(3)]}
+    directory = replace(_live_directory(), groups=GroupScope(search_bases=(groups_base,)))
+    read = LiveSource(directory, connection_factory=lambda d: (SendingWithoutValues(entries), None)).read()
+    assert [(u.account_name, dict(u.attributes), u.groups) for u in read.users] == [
+        (f"user{i:04d}", {"samaccountname": (f"user{i:04d}",)}, set()) for i in range(3)]  # no mail, no groups
+    assert read.groups[normalise_dn(staff)].members == set()
+    assert raw_to_record("cn=x", {"mail": None, "cn": [b"x"]}) == ["cn=x", {"cn": ["x"]}]  # what a delta state keeps
