@@ -94,7 +94,8 @@ class Placement:
                      + ", the first listing wins")
         return self.add_team([root, *first.team]), rule
 
-    def group_parents(self, directory: str) -> dict[str, set[str]]:
+    def _parents(self, directory: str) -> dict[str, set[str]]:
+        """`membership.group_parents` of the directory's groups, made on first use."""
         parents = self._group_parents.get(directory)
         if parents is None:
             parents = self._group_parents[directory] = group_parents(self.reads[directory].groups)
@@ -108,7 +109,7 @@ class Placement:
         root = team_key([self.policy.placement.root])
         for c in person:
             read = self.reads[c.directory.name]
-            for group_dn in transitive_groups(c.entry.groups, self.group_parents(c.directory.name)):
+            for group_dn in transitive_groups(c.entry.groups, self._parents(c.directory.name)):
                 group = read.groups.get(group_dn)
                 if group is None:
                     continue
